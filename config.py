@@ -1,0 +1,252 @@
+"""Eléva's configuration: the one place that reads the environment.
+
+``ELEVA_ENV`` picks a class (development, testing, production). Each class is built from
+a mapping (``os.environ`` by default) so that tests can build one from a plain dict. The
+variables and their defaults are the API contract's Configuration table; `.env.example`
+lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+# Values that only ever make sense on a developer's machine. Production refuses them.
+DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"  # noqa: S105
+DEV_JWT_SECRET_KEY = "dev-only-jwt-secret-key-do-not-use-in-production"  # noqa: S105
+MIN_SECRET_BYTES = 32
+
+# An origin is scheme://host[:port] and nothing else: flask-cors treats strings holding
+# regex characters as patterns, and patterns are how origin checks get bypassed.
+_ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class ConfigError(RuntimeError):
+    """The environment describes a configuration the app must not start with."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def database_url(raw: str) -> str:
+    """Map the URLs PaaS hand out (``postgres://``) to SQLAlchemy's psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix) :]
+    return raw
+
+
+def cors_origins(raw: str) -> list[str]:
+    origins = [o.strip().rstrip("/") for o in raw.split(",") if o.strip()]
+    if not origins or "*" in origins:
+        raise ConfigError(
+            "CORS_ORIGINS must list explicit origins: credentials are allowed, "
+            "so '*' or an empty list is refused"
+        )
+    for origin in origins:
+        if not _ORIGIN_RE.match(origin):
+            raise ConfigError(
+                f"CORS_ORIGINS entry {origin!r} is not an origin like https://app.example.com"
+            )
+    return origins
+
+
+class Config:
+    """Settings shared by every environment, read from ``env``."""
+
+    ENV_NAME = "base"
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        self.ELEVA_ENV = self.ENV_NAME
+        self.SECRET_KEY = env.get("SECRET_KEY") or DEV_SECRET_KEY
+        self.JWT_SECRET_KEY = env.get("JWT_SECRET_KEY") or DEV_JWT_SECRET_KEY
+        self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
+
+        # Database -------------------------------------------------------------------
+        default_db = f"sqlite:///{INSTANCE_DIR / 'eleva.sqlite3'}"
+        self.SQLALCHEMY_DATABASE_URI = database_url(env.get("DATABASE_URL") or default_db)
+        self.SQLALCHEMY_ENGINE_OPTIONS = self.engine_options(self.SQLALCHEMY_DATABASE_URI)
+        self.SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+        # Tokens -----------------------------------------------------------------------
+        self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(
+            minutes=_int(env, "JWT_ACCESS_TOKEN_MINUTES", 30, minimum=1)
+        )
+        self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(
+            days=_int(env, "JWT_REFRESH_TOKEN_DAYS", 7, minimum=1)
+        )
+        self.JWT_ALGORITHM = "HS256"
+        self.JWT_DECODE_ALGORITHMS = ["HS256"]  # pinned: never trust the token's header
+        self.JWT_TOKEN_LOCATION = ["headers"]  # never cookies or the query string
+        self.JWT_COOKIE_CSRF_PROTECT = False  # no cookies: no csrf claim in tokens
+        self.JWT_ENCODE_ISSUER = self.JWT_DECODE_ISSUER = env.get("JWT_ISSUER", "eleva")
+        self.JWT_ENCODE_AUDIENCE = self.JWT_DECODE_AUDIENCE = env.get("JWT_AUDIENCE", "eleva-api")
+        self.JWT_ENCODE_NBF = True
+        self.BCRYPT_ROUNDS = _int(env, "BCRYPT_ROUNDS", 12, minimum=4)
+
+        # HTTP -------------------------------------------------------------------------
+        self.CORS_ORIGINS = cors_origins(
+            env.get("CORS_ORIGINS", "http://localhost:5173,http://localhost:3000")
+        )
+        self.TRUSTED_PROXY_COUNT = _int(env, "TRUSTED_PROXY_COUNT", 0)
+        self.MAX_UPLOAD_MB = _int(env, "MAX_UPLOAD_MB", 10, minimum=1)
+        # Every body but an upload is small JSON: a tight global limit, raised per
+        # request for the upload endpoint only.
+        self.MAX_CONTENT_LENGTH = _int(env, "MAX_JSON_KB", 64, minimum=1) * 1024
+        self.API_DOCS_ENABLED = _bool(env, "API_DOCS_ENABLED", self.DOCS_DEFAULT)
+        self.HSTS_ENABLED = self.ENV_NAME == "production"
+
+        # Storage ----------------------------------------------------------------------
+        self.STORAGE_BACKEND = env.get("STORAGE_BACKEND", "local").strip().lower()
+        if self.STORAGE_BACKEND not in ("local", "s3"):
+            raise ConfigError(f"STORAGE_BACKEND must be local or s3, not {self.STORAGE_BACKEND!r}")
+        # Relative to the project, not to wherever the command was started.
+        self.LOCAL_STORAGE_PATH = str(
+            BASE_DIR / (env.get("LOCAL_STORAGE_PATH") or "instance/media")
+        )
+        self.S3_BUCKET = env.get("S3_BUCKET") or None
+        self.S3_REGION = env.get("S3_REGION") or None
+        self.S3_ENDPOINT_URL = env.get("S3_ENDPOINT_URL") or None
+        self.S3_PUBLIC_BASE_URL = env.get("S3_PUBLIC_BASE_URL") or None
+        if self.STORAGE_BACKEND == "s3" and not self.S3_BUCKET:
+            raise ConfigError("STORAGE_BACKEND=s3 needs S3_BUCKET")
+
+        # Rate limits ------------------------------------------------------------------
+        self.RATELIMIT_ENABLED = _bool(env, "RATELIMIT_ENABLED", self.RATELIMIT_DEFAULT_ENABLED)
+        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", "memory://")
+        self.RATELIMIT_LOGIN = env.get("RATELIMIT_LOGIN", "10 per minute")
+        self.RATELIMIT_REGISTER = env.get("RATELIMIT_REGISTER", "5 per minute")
+        self.RATELIMIT_REFRESH = env.get("RATELIMIT_REFRESH", "30 per minute")
+        self.RATELIMIT_UPLOAD = env.get("RATELIMIT_UPLOAD", "10 per minute")
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.RATELIMIT_KEY_PREFIX = "eleva"
+
+        # OpenAPI (flask-smorest) ------------------------------------------------------
+        self.API_TITLE = "Eléva API"
+        self.API_VERSION = "v1"
+        self.OPENAPI_VERSION = "3.0.3"
+        self.OPENAPI_URL_PREFIX = "/" if self.API_DOCS_ENABLED else None
+        self.OPENAPI_JSON_PATH = "openapi.json"
+        self.OPENAPI_SWAGGER_UI_PATH = "/docs"
+        self.OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+        self.OPENAPI_SWAGGER_UI_CONFIG = {"persistAuthorization": False}
+
+    DOCS_DEFAULT = True
+    RATELIMIT_DEFAULT_ENABLED = True
+
+    @staticmethod
+    def engine_options(url: str) -> dict:
+        if url.startswith("sqlite"):
+            return {}
+        return {
+            # A connection killed by the server or a failover is noticed before use.
+            "pool_pre_ping": True,
+            # Under most PaaS idle-connection reapers (often 10–30 min).
+            "pool_recycle": 300,
+            "pool_timeout": 10,
+            "connect_args": {
+                "connect_timeout": 5,
+                # No statement may outlive gunicorn's worker timeout.
+                "options": "-c statement_timeout=15000 -c lock_timeout=10000",
+            },
+        }
+
+    def validate(self) -> None:
+        """Refuse settings that are unsafe in this environment (production overrides)."""
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    RATELIMIT_DEFAULT_ENABLED = False  # tests that exercise limits turn them on
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        super().__init__(env)
+        self.TESTING = True
+        self.SQLALCHEMY_DATABASE_URI = database_url(env.get("TEST_DATABASE_URL") or "sqlite://")
+        self.SQLALCHEMY_ENGINE_OPTIONS = self.engine_options(self.SQLALCHEMY_DATABASE_URI)
+        # The cost only matters against attackers; tests run thousands of hashes.
+        self.BCRYPT_ROUNDS = _int(env, "BCRYPT_ROUNDS", 4, minimum=4)
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    DOCS_DEFAULT = False
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        super().__init__(env)
+        self._raw_secrets = {
+            "SECRET_KEY": env.get("SECRET_KEY", ""),
+            "JWT_SECRET_KEY": env.get("JWT_SECRET_KEY", ""),
+        }
+
+    def validate(self) -> None:
+        for name, value in self._raw_secrets.items():
+            if not value:
+                raise ConfigError(
+                    f"{name} is missing: set it to a random value of at least {MIN_SECRET_BYTES} bytes"
+                )
+            if value in (DEV_SECRET_KEY, DEV_JWT_SECRET_KEY):
+                raise ConfigError(
+                    f"{name} is the development default: set a random production value"
+                )
+            if len(value.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(f"{name} is too short: use at least {MIN_SECRET_BYTES} bytes")
+        if self._raw_secrets["SECRET_KEY"] == self._raw_secrets["JWT_SECRET_KEY"]:
+            raise ConfigError("SECRET_KEY and JWT_SECRET_KEY must differ")
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    """Build and validate the config class that ``ELEVA_ENV`` names."""
+    env = os.environ if env is None else env
+    name = env.get("ELEVA_ENV", "development").strip().lower()
+    try:
+        cls = CONFIGS[name]
+    except KeyError:
+        raise ConfigError(f"ELEVA_ENV must be one of {', '.join(CONFIGS)}, not {name!r}") from None
+    config = cls(env)
+    config.validate()
+    return config

@@ -1,0 +1,122 @@
+"""Eléva's REST API: the application factory.
+
+``create_app`` is a list of steps: configuration → extensions → blueprints → error
+handlers → CLI. Extensions are bare instances in :mod:`eleva.extensions`; only here do
+they meet an app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+
+from config import Config, load_config
+from eleva.api import SECURITY_SCHEMES
+from eleva.extensions import api, db, jwt, limiter, migrate, storage
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from ``config`` (default: the class ``ELEVA_ENV`` names)."""
+    config = config or load_config()
+    config.validate()
+    app = Flask(__name__, static_folder=None)
+    app.config.from_object(config)
+    app.config.update(overrides or {})
+
+    from eleva.web import configure_logging, init_http
+
+    configure_logging(app.config["LOG_LEVEL"])
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    init_http(app)
+    warm_up(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite:///"):
+        # The default database lives in instance/, which a fresh clone does not have.
+        with contextlib.suppress(OSError):  # an unusable path is reported by the database
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_on_connect)
+    # Batch mode lets the same migration alter tables on SQLite (which has no ALTER).
+    migrate.init_app(
+        app,
+        db,
+        directory=str(Path(__file__).resolve().parent.parent / "migrations"),
+        render_as_batch=True,
+    )
+    jwt.init_app(app)
+    from eleva.security import register_jwt_callbacks
+
+    register_jwt_callbacks(jwt)
+    limiter.init_app(app)
+    storage.init_app(app)
+    app.config.setdefault("API_SPEC_OPTIONS", {})
+    app.config["API_SPEC_OPTIONS"] = {
+        "components": {"securitySchemes": SECURITY_SCHEMES},
+        "info": {
+            "description": "Eléva's REST API: accounts, profiles and study subjects. "
+            "Every error is JSON: {code, status, message, errors?}.",
+        },
+        **app.config["API_SPEC_OPTIONS"],
+    }
+    api.init_app(app)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Cascades need foreign keys on; lower() is made Unicode-aware so that SQLite's
+    # case-insensitive unique indexes and searches behave as PostgreSQL's do.
+    dbapi_connection.create_function(
+        "lower", 1, lambda s: s.lower() if isinstance(s, str) else s, deterministic=True
+    )
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA busy_timeout = 5000")
+    cursor.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    from eleva.auth.routes import blp as auth_blp
+    from eleva.health import blp as health_blp
+    from eleva.subjects.routes import blp as subjects_blp
+    from eleva.users.routes import blp as users_blp
+
+    api.register_blueprint(health_blp)
+    api.register_blueprint(auth_blp, url_prefix="/api/v1/auth")
+    api.register_blueprint(users_blp, url_prefix="/api/v1/users")
+    api.register_blueprint(subjects_blp, url_prefix="/api/v1/subjects")
+
+
+def register_error_handlers(app: Flask) -> None:
+    from eleva.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from eleva.commands import register_commands as register
+
+    register(app)
+
+
+def warm_up(app: Flask) -> None:
+    """Work that would otherwise land on some user's first request."""
+    from eleva.security import _dummy_hash, common_passwords
+
+    common_passwords()
+    _dummy_hash(app.config["BCRYPT_ROUNDS"])

@@ -1,0 +1,145 @@
+"""flask-smorest's Api and Blueprint, adapted once for the whole of Eléva.
+
+- The request parser answers 415 to a body that is not JSON and 400 to JSON that cannot
+  be parsed safely, instead of quietly treating the body as missing.
+- ``Blueprint.login_required`` checks the bearer token and documents the security scheme
+  and the 401 on the operation, so a route cannot be protected without saying so.
+- ``If-Match`` is optional (the contract): when sent it must match (412), when absent the
+  write goes ahead. flask-smorest would answer 428 instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from copy import deepcopy
+from functools import wraps
+from typing import Any
+
+import flask_smorest
+import marshmallow as ma
+from flask import current_app, request
+from flask_jwt_extended import verify_jwt_in_request
+from flask_smorest import abort
+from flask_smorest import etag as fs_etag
+from flask_smorest.etag import _get_etag_ctx
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+
+BEARER_AUTH = "bearerAuth"
+SECURITY_SCHEMES = {
+    BEARER_AUTH: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+}
+
+
+class ErrorSchema(ma.Schema):
+    """Every error Eléva answers, whatever its status."""
+
+    code = ma.fields.Integer(required=True, metadata={"description": "HTTP status code"})
+    status = ma.fields.String(required=True, metadata={"description": "HTTP status name"})
+    message = ma.fields.String(required=True, metadata={"description": "What went wrong"})
+    errors = ma.fields.Dict(
+        metadata={
+            "description": "Field errors by location, e.g. "
+            '{"json": {"email": ["Not a valid email address."]}}'
+        }
+    )
+
+
+class JsonParser(FlaskParser):
+    """webargs' Flask parser, strict about what a JSON body is."""
+
+    def _raw_load_json(self, req: Any) -> Any:
+        if not is_json_request(req):
+            if _has_body(req):
+                abort(415, message="Send the body as JSON with Content-Type: application/json.")
+            return core.missing
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError:
+            abort(
+                400, message="Invalid JSON body.", errors={"json": ["JSON is nested too deeply."]}
+            )
+        except ValueError as exc:  # JSONDecodeError is handled upstream; this is e.g. huge ints
+            if isinstance(exc, (core.json.JSONDecodeError, UnicodeDecodeError)):
+                raise
+            abort(400, message="Invalid JSON body.", errors={"json": ["Invalid JSON body."]})
+
+    def _handle_invalid_json_error(self, error: Exception, req: Any, *args: Any, **kwargs: Any):
+        abort(400, message="Invalid JSON body.", errors={"json": ["Invalid JSON body."]})
+
+    def load_files(self, req: Any, schema: ma.Schema) -> Any:
+        if _has_body(req) and req.mimetype != "multipart/form-data":
+            abort(415, message="Send the file as multipart/form-data.")
+        return super().load_files(req, schema)
+
+
+def _has_body(req: Any) -> bool:
+    return bool(req.content_length) or "chunked" in req.headers.get("Transfer-Encoding", "")
+
+
+def upload_body_limit(func: Callable) -> Callable:
+    """Raise this request's body limit from the JSON default to ``MAX_UPLOAD_MB``.
+
+    Must sit above ``@blp.arguments`` so that it runs before the body is parsed.
+    """
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Room for the multipart envelope around a file of the full allowed size.
+        request.max_content_length = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = JsonParser()
+
+    def login_required(self, func: Callable) -> Callable:
+        """Require a valid access token; document the scheme and the 401."""
+
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            verify_jwt_in_request()
+            return func(*args, **kwargs)
+
+        wrapper._apidoc = deepcopy(getattr(wrapper, "_apidoc", {}))
+        wrapper._apidoc.setdefault("manual_doc", {})["security"] = [{BEARER_AUTH: []}]
+        return self.alt_response(401, response="UNAUTHORIZED")(wrapper)
+
+    # -- ETag: If-Match optional -------------------------------------------------------
+    def _check_precondition(self) -> None:
+        """No 428: a write without If-Match is accepted (contract: If-Match is honoured)."""
+
+    def check_etag(self, etag_data: Any, etag_schema: Any = None) -> None:
+        if not request.if_match:
+            _get_etag_ctx()["etag_checked"] = True
+            return
+        super().check_etag(etag_data, etag_schema)
+
+    def _prepare_etag_doc(self, doc: dict, doc_info: dict, **kwargs: Any) -> dict:
+        doc = super()._prepare_etag_doc(doc, doc_info, **kwargs)
+        doc.get("responses", {}).pop(428, None)
+        return doc
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ErrorSchema
+
+    def _register_etag_headers(self) -> None:
+        # smorest's own version declares If-Match required; ours is optional.
+        self.spec.components.parameter(
+            "IF_NONE_MATCH", "header", fs_etag.IF_NONE_MATCH_HEADER, lazy=True
+        )
+        self.spec.components.parameter(
+            "IF_MATCH",
+            "header",
+            {
+                **fs_etag.IF_MATCH_HEADER,
+                "required": False,
+                "description": "ETag of the resource as last read. Optional; when sent "
+                "and stale, the write is refused with 412.",
+            },
+            lazy=True,
+        )
+        self.spec.components.header("ETAG", fs_etag.ETAG_HEADER, lazy=True)

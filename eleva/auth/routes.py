@@ -1,0 +1,80 @@
+"""/api/v1/auth — registration, login, token rotation and logout."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_jwt_extended import get_jwt, jwt_required
+
+from eleva import ratelimit
+from eleva.api import BEARER_AUTH, Blueprint
+from eleva.auth.schemas import LoginSchema, LogoutSchema, TokenPairSchema
+from eleva.extensions import limiter
+from eleva.services import auth
+from eleva.users.schemas import PrivateUserSchema, UserCreateSchema
+
+blp = Blueprint("auth", __name__, description="Registration, login and tokens")
+
+
+@blp.route("/register")
+class Register(MethodView):
+    @limiter.limit(ratelimit.register_limit, key_func=ratelimit.client_address)
+    @blp.arguments(UserCreateSchema)
+    @blp.response(201, PrivateUserSchema)
+    @blp.alt_response(409, response="CONFLICT")
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    def post(self, data):
+        """Create an account.
+
+        The password must be 8–128 characters, not a common password, and not the
+        username or email. A taken email or username (in any case) answers 409.
+        """
+        return auth.register(**data)
+
+
+@blp.route("/login")
+class Login(MethodView):
+    @limiter.limit(ratelimit.login_limit, key_func=ratelimit.client_address)
+    @limiter.limit(ratelimit.login_limit, key_func=ratelimit.login_name)
+    @blp.arguments(LoginSchema)
+    @blp.response(200, TokenPairSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(403, response="FORBIDDEN")
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    def post(self, data):
+        """Log in with email or username; start a session and get a token pair.
+
+        An unknown login and a wrong password get the same 401. A deactivated account
+        gets 403 (only with the right password).
+        """
+        return auth.login(**data)
+
+
+@blp.route("/refresh")
+class Refresh(MethodView):
+    @jwt_required(refresh=True)
+    @limiter.limit(ratelimit.refresh_limit, key_func=ratelimit.bearer_token)
+    @blp.response(200, TokenPairSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @blp.doc(security=[{BEARER_AUTH: []}])
+    def post(self):
+        """Trade the refresh token (as Bearer) for a new access and refresh token.
+
+        Each refresh token works once. Presenting one that was already used ends the
+        whole login session: every token descended from that login stops working.
+        """
+        return auth.rotate(get_jwt())
+
+
+@blp.route("/logout")
+class Logout(MethodView):
+    @blp.login_required
+    @blp.arguments(LogoutSchema, required=False)
+    @blp.response(204)
+    def post(self, data):
+        """End this login session: its access and refresh tokens stop working.
+
+        Other sessions of the user are untouched. ``refresh_token``, if given and the
+        caller's, ends the session it belongs to as well.
+        """
+        auth.logout(get_jwt(), data.get("refresh_token"))

@@ -1,0 +1,36 @@
+"""Auth request and response bodies."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from eleva.fields import Text
+
+
+class LoginSchema(ma.Schema):
+    login = Text(
+        required=True,
+        validate=validate.Length(min=1, max=254),
+        metadata={"description": "Email or username, any case.", "example": "ada@example.com"},
+    )
+    # No length rule here: any password that is not the right one is a 401.
+    password = Text(strip=False, required=True, load_only=True, metadata={"format": "password"})
+
+
+class LogoutSchema(ma.Schema):
+    refresh_token = Text(
+        strip=False,
+        validate=validate.Length(max=4096),
+        load_only=True,
+        metadata={"description": "Also end the login session this refresh token belongs to."},
+    )
+
+
+class TokenPairSchema(ma.Schema):
+    access_token = ma.fields.String(required=True)
+    refresh_token = ma.fields.String(required=True)
+    token_type = ma.fields.String(required=True, metadata={"enum": ["Bearer"]})
+    expires_in = ma.fields.Integer(
+        required=True, metadata={"description": "Seconds until the access token expires."}
+    )

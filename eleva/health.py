@@ -1,0 +1,41 @@
+"""Liveness and readiness, for the PaaS router and the load balancer."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask.views import MethodView
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
+from eleva.api import Blueprint
+from eleva.errors import ServiceUnavailable
+from eleva.extensions import db
+
+blp = Blueprint("health", __name__, url_prefix="/health", description="Service health")
+
+
+class StatusSchema(ma.Schema):
+    status = ma.fields.String(required=True, metadata={"example": "ok"})
+
+
+@blp.route("")
+class Live(MethodView):
+    @blp.response(200, StatusSchema)
+    def get(self):
+        """Liveness: the process answers. Touches nothing."""
+        return {"status": "ok"}
+
+
+@blp.route("/ready")
+class Ready(MethodView):
+    @blp.response(200, StatusSchema)
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    def get(self):
+        """Readiness: the database answers a query."""
+        try:
+            db.session.execute(text("SELECT 1"))
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+            raise ServiceUnavailable("The database is not answering.") from exc
+        finally:
+            db.session.rollback()
+        return {"status": "ok"}

@@ -1,0 +1,86 @@
+"""The profile-picture pipeline, in pure Pillow (no Flask, no storage).
+
+bytes in → JPEG bytes out, fitted within 500×500, or an :class:`ImageError`:
+
+1. open by content, and only as JPEG, PNG, WebP or GIF — never by file name or header;
+2. refuse pixel floods from the header, before a single pixel is decoded;
+3. first frame only of an animation;
+4. shrink first: for a JPEG, ``thumbnail`` puts the decoder in draft mode, which decodes
+   at 1/2, 1/4 or 1/8 scale (a 4000×3000 photo is never decoded at full size). This only
+   works while the image is still unloaded, so it must come before any ``convert``;
+5. apply the EXIF orientation, composite transparency onto white, convert to RGB;
+6. save a progressive JPEG from a fresh image: no EXIF, ICC profile or comment survives.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+MAX_SIDE = 500
+MAX_PIXELS = 40_000_000  # far under Pillow's own bomb limit (≈89 MP)
+JPEG_QUALITY = 85
+
+
+class ImageError(ValueError):
+    """The bytes cannot become a profile picture."""
+
+
+class UnsupportedImage(ImageError):
+    """Not a JPEG, PNG, WebP or GIF, or a broken one."""
+
+
+class ImageTooLarge(ImageError):
+    """More pixels than the pipeline will decode."""
+
+
+def to_profile_jpeg(data: bytes, *, max_side: int = MAX_SIDE) -> bytes:
+    with warnings.catch_warnings():
+        # Pillow only warns below twice its limit; a bomb is an error here.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as im:
+                width, height = im.size
+                if width * height > MAX_PIXELS:
+                    raise ImageTooLarge(
+                        f"The image is {width}×{height} pixels: at most "
+                        f"{MAX_PIXELS // 1_000_000} megapixels are accepted."
+                    )
+                # Shrink while unloaded (JPEG draft mode), then orient: the box is
+                # square, so fitting before rotating gives the same size.
+                im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+                oriented = ImageOps.exif_transpose(im)
+                return _encode(_flatten(oriented))
+        except ImageError:
+            raise
+        except (
+            UnidentifiedImageError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+        ):
+            raise UnsupportedImage("Not a JPEG, PNG, WebP or GIF image.") from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
+            # Truncated or corrupt data behind a valid header.
+            raise UnsupportedImage("The image data is damaged or incomplete.") from exc
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    """RGB, with any transparency composited onto white."""
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def _encode(im: Image.Image) -> bytes:
+    # A new image carries no info dict: nothing of the upload's metadata can follow.
+    clean = Image.new("RGB", im.size)
+    clean.paste(im)
+    out = io.BytesIO()
+    clean.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
+    return out.getvalue()

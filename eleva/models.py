@@ -1,0 +1,155 @@
+"""SQLAlchemy 2.0 models: users, their login sessions, their subjects.
+
+Uniqueness that users rely on (email, username, a subject's name per owner — all
+case-insensitive) is enforced by unique indexes on ``lower(...)``, on SQLite and
+PostgreSQL alike; services turn the resulting IntegrityError into a 409.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    TypeDecorator,
+    Uuid,
+    false,
+    func,
+    true,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from eleva.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL keeps the offset (timestamptz); SQLite returns naive values, which are
+    stored in UTC and handed back with the UTC offset attached.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    # onupdate fires on every UPDATE the ORM issues for the row.
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+
+PROFILE_VISIBILITIES = ("public", "private")
+
+
+class User(TimestampMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))  # stored lower-cased
+    username: Mapped[str] = mapped_column(String(30))  # case kept, unique without case
+    password_hash: Mapped[str] = mapped_column(String(100))
+    full_name: Mapped[str | None] = mapped_column(String(100))
+    bio: Mapped[str | None] = mapped_column(String(500))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    profile_visibility: Mapped[str] = mapped_column(
+        String(10), default="public", server_default="public"
+    )
+    show_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    picture_key: Mapped[str | None] = mapped_column(String(255))
+
+    subjects: Mapped[list[Subject]] = relationship(
+        back_populates="owner",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="raise",  # no accidental N+1: load subjects through the subjects service
+    )
+    sessions: Mapped[list[LoginSession]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True, lazy="raise"
+    )
+
+    __table_args__ = (
+        Index("uq_users_email_lower", func.lower(email), unique=True),
+        Index("uq_users_username_lower", func.lower(username), unique=True),
+        CheckConstraint("profile_visibility IN ('public', 'private')", name="profile_visibility"),
+    )
+
+    @property
+    def privacy(self) -> dict[str, Any]:
+        return {"profile_visibility": self.profile_visibility, "show_email": self.show_email}
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.username!r}>"
+
+
+class LoginSession(db.Model):
+    """One login: every refresh token descends from it, and dies with it.
+
+    ``refresh_jti`` is the one refresh token of the session that may still be used;
+    rotating swaps it atomically, and presenting any earlier one revokes the session.
+    """
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    refresh_jti: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # login + refresh lifetime
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(String(20))
+
+    user: Mapped[User] = relationship(back_populates="sessions", lazy="raise")
+
+    def __repr__(self) -> str:
+        return f"<LoginSession {self.id} user={self.user_id}>"
+
+
+class Subject(TimestampMixin, db.Model):
+    __tablename__ = "subjects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str | None] = mapped_column(String(2000))
+    color: Mapped[str | None] = mapped_column(String(7))  # "#RRGGBB", upper-case
+    is_archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    owner: Mapped[User] = relationship(back_populates="subjects", lazy="raise")
+
+    __table_args__ = (
+        Index("uq_subjects_owner_name_lower", owner_id, func.lower(name), unique=True),
+        # The list query: one owner, one archive state, ordered by a sort key, ties by id.
+        Index("ix_subjects_owner_updated", owner_id, is_archived, "updated_at", id),
+        Index("ix_subjects_owner_created", owner_id, is_archived, "created_at", id),
+        Index("ix_subjects_owner_name", owner_id, is_archived, func.lower(name), id),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Subject {self.id} {self.name!r}>"

@@ -1,0 +1,52 @@
+"""Rate-limit keys and limits (Flask-Limiter), as the contract lists them.
+
+Limits are read from the config at request time, so each app instance honours its own.
+Keys are namespaced so that, say, a login name can never collide with an address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import current_app, request
+from flask_jwt_extended import get_jwt_identity
+from flask_limiter.util import get_remote_address
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def client_address() -> str:
+    return f"addr:{get_remote_address()}"
+
+
+def login_name() -> str:
+    # Per account, whichever address the attempts come from.
+    body = request.get_json(silent=True)
+    login = body.get("login") if isinstance(body, dict) else None
+    return f"login:{_digest(login.strip().lower() if isinstance(login, str) else '')}"
+
+
+def bearer_token() -> str:
+    return f"token:{_digest(request.headers.get('Authorization', ''))}"
+
+
+def current_user_id() -> str:
+    return f"user:{get_jwt_identity()}"
+
+
+def login_limit() -> str:
+    return current_app.config["RATELIMIT_LOGIN"]
+
+
+def register_limit() -> str:
+    return current_app.config["RATELIMIT_REGISTER"]
+
+
+def refresh_limit() -> str:
+    return current_app.config["RATELIMIT_REFRESH"]
+
+
+def upload_limit() -> str:
+    return current_app.config["RATELIMIT_UPLOAD"]

@@ -1,0 +1,174 @@
+"""Passwords and tokens.
+
+Passwords: bcrypt over a keyed pre-hash. bcrypt reads at most 72 bytes (bcrypt 5 raises
+beyond), so the password is first reduced with HMAC-SHA256 keyed by the hash's own bcrypt
+salt and base64-encoded (44 bytes, no NUL): long passwords are never truncated, and the
+pre-hash cannot be reused across hashes ("password shucking").
+
+Tokens: flask-jwt-extended with the contract's claims. Every token belongs to a login
+session (claim ``sid``); a request is authenticated by one query that loads the user
+through a live session. Every token failure answers 401 in the error shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import hmac
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import bcrypt
+from flask import Response, current_app
+from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token
+
+from eleva.errors import error_response
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128
+
+
+# -- passwords ---------------------------------------------------------------------------
+
+
+def _normalise(password: str) -> bytes:
+    # NFKC: the same password typed on two keyboards gives the same bytes (NIST 800-63B).
+    return unicodedata.normalize("NFKC", password).encode("utf-8", "surrogatepass")
+
+
+def _prehash(password: str, salt: bytes) -> bytes:
+    digest = hmac.new(salt, _normalise(password), hashlib.sha256).digest()
+    return base64.b64encode(digest)
+
+
+def hash_password(password: str, *, rounds: int) -> str:
+    salt = bcrypt.gensalt(rounds)
+    return bcrypt.hashpw(_prehash(password, salt), salt).decode("ascii")
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    hashed = password_hash.encode("ascii")
+    salt = hashed[:29]  # "$2b$" + cost + "$" + 22 characters of salt
+    try:
+        return bcrypt.checkpw(_prehash(password, salt), hashed)
+    except ValueError:  # a malformed stored hash is a failed check, not a crash
+        return False
+
+
+def hash_cost(password_hash: str) -> int:
+    return int(password_hash.split("$")[2])
+
+
+@cache
+def _dummy_hash(rounds: int) -> str:
+    return hash_password("not-a-real-password-only-burns-time", rounds=rounds)
+
+
+def burn_password_check(password: str, rounds: int) -> None:
+    """Spend what a real check costs, so an unknown login is as slow as a wrong password."""
+    verify_password(password, _dummy_hash(rounds))
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The most common passwords (≈20,000), lower-cased.
+
+    Data: the list Django ships (BSD-3), itself from Royce Williams' 2017 compilation.
+    """
+    data = resources.files("eleva.data").joinpath("common-passwords.txt.gz").read_bytes()
+    return frozenset(gzip.decompress(data).decode().split())
+
+
+def password_problems(password: str, *, username: str | None, email: str | None) -> list[str]:
+    """Why a new password is refused, or an empty list. Length is the schema's job."""
+    folded = password.strip().casefold()
+    problems = []
+    if folded in common_passwords():
+        problems.append("This password is too common.")
+    if username and folded == username.casefold():
+        problems.append("The password cannot be your username.")
+    if email and (folded == email.casefold() or folded == email.split("@")[0].casefold()):
+        problems.append("The password cannot be your email address.")
+    return problems
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"  # noqa: S105 (a scheme name, not a secret)
+
+
+def issue_tokens(
+    *, user_id: int, session_id: str, refresh_jti: str, session_expires_at: datetime, now: datetime
+) -> TokenPair:
+    """A fresh pair for one session; neither token outlives the session."""
+    remaining = session_expires_at - now
+    access_ttl = min(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"], remaining)
+    access_ttl = max(access_ttl, timedelta(seconds=1))
+    identity = str(user_id)
+    access = create_access_token(
+        identity, additional_claims={"sid": session_id}, expires_delta=access_ttl
+    )
+    refresh = create_refresh_token(
+        identity,
+        additional_claims={"sid": session_id, "jti": refresh_jti},
+        expires_delta=max(remaining, timedelta(seconds=1)),
+    )
+    return TokenPair(access, refresh, int(access_ttl.total_seconds()))
+
+
+def _token_error(message: str) -> Response:
+    return error_response(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def register_jwt_callbacks(jwt: JWTManager) -> None:
+    """Make every token problem a 401 in the error shape (defaults: 401/422 with "msg")."""
+    from eleva.services import auth as auth_service  # services import this module
+
+    @jwt.user_lookup_loader
+    def load_user(_header: dict, claims: dict) -> Any:
+        # One query: the user, through a live session of theirs. None → 401.
+        return auth_service.authenticated_user(claims)
+
+    @jwt.user_lookup_error_loader
+    def session_ended(_header: dict, _claims: dict) -> Response:
+        return _token_error("The session has ended or the account is inactive.")
+
+    @jwt.unauthorized_loader
+    def missing_token(_reason: str) -> Response:
+        return _token_error("Missing or malformed Authorization header (expected: Bearer <token>).")
+
+    @jwt.invalid_token_loader
+    def invalid_token(reason: str) -> Response:
+        # Wrong-type errors reach this loader too; their reason is worth passing on.
+        if reason == "Only non-refresh tokens are allowed":
+            return _token_error("An access token is required, not a refresh token.")
+        if reason == "Only refresh tokens are allowed":
+            return _token_error("A refresh token is required, not an access token.")
+        return _token_error("Invalid token.")
+
+    @jwt.expired_token_loader
+    def expired_token(_header: dict, claims: dict) -> Response:
+        return _token_error(f"The {claims.get('type', 'access')} token has expired.")
+
+    @jwt.revoked_token_loader
+    def revoked_token(_header: dict, _claims: dict) -> Response:
+        return _token_error("The token has been revoked.")
+
+    @jwt.needs_fresh_token_loader
+    def needs_fresh(_header: dict, _claims: dict) -> Response:
+        return _token_error("A fresh login is required.")
+
+    @jwt.token_verification_failed_loader
+    def verification_failed(_header: dict, _claims: dict) -> Response:
+        return _token_error("Invalid token.")

@@ -1,0 +1,1 @@
+"""Subjects: a user's own study subjects."""

@@ -1,0 +1,1 @@
+"""Users: own profile, privacy, password, deactivation, pictures, public profiles."""

@@ -1,0 +1,144 @@
+"""User schemas, in the seed's pattern: a base of the fields a user edits, then one
+schema per use — create, update, private view, public view.
+
+The public view is its own schema with its own short field list, not the private one
+filtered: a field added to users later cannot leak into public profiles by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import validate
+
+from eleva.extensions import storage
+from eleva.fields import StrictBoolean, Text
+from eleva.models import PROFILE_VISIBILITIES, User
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,30}$"
+# "me" names the caller's own profile in /users/me.
+RESERVED_USERNAMES = frozenset({"me"})
+
+
+def _not_reserved(value: str) -> None:
+    if value.lower() in RESERVED_USERNAMES:
+        raise ma.ValidationError("This username is reserved.")
+
+
+def username_field(**kwargs: Any) -> Text:
+    return Text(
+        validate=[
+            validate.Regexp(
+                USERNAME_PATTERN,
+                error="3 to 30 characters: letters, digits, '_', '.' or '-'.",
+            ),
+            _not_reserved,
+        ],
+        metadata={"example": "ada.l", "pattern": USERNAME_PATTERN},
+        **kwargs,
+    )
+
+
+def email_field(**kwargs: Any) -> Text:
+    return Text(
+        validate=[validate.Length(max=254), validate.Email()],
+        metadata={"format": "email", "example": "ada@example.com"},
+        **kwargs,
+    )
+
+
+def password_field(**kwargs: Any) -> Text:
+    return Text(
+        strip=False,
+        validate=validate.Length(min=8, max=128),
+        load_only=True,
+        metadata={
+            "description": "8 to 128 characters, any Unicode; not a common password, "
+            "not the username or email.",
+            "format": "password",
+        },
+        **kwargs,
+    )
+
+
+class PrivacySchema(ma.Schema):
+    profile_visibility = Text(validate=validate.OneOf(PROFILE_VISIBILITIES))
+    show_email = StrictBoolean()
+
+
+class UserBaseSchema(ma.Schema):
+    """What a user may set on their own profile."""
+
+    full_name = Text(allow_none=True, validate=validate.Length(max=100))
+
+
+class UserCreateSchema(UserBaseSchema):
+    email = email_field(required=True)
+    username = username_field(required=True)
+    password = password_field(required=True)
+
+
+class UserUpdateSchema(UserBaseSchema):
+    """PATCH /users/me: every field optional; ``privacy`` itself partial."""
+
+    bio = Text(allow_none=True, validate=validate.Length(max=500))
+    username = username_field()
+    email = email_field()
+    privacy = ma.fields.Nested(PrivacySchema)
+
+
+class PasswordChangeSchema(ma.Schema):
+    current_password = Text(strip=False, required=True, load_only=True)
+    new_password = password_field(required=True)
+
+
+class PasswordConfirmSchema(ma.Schema):
+    password = Text(strip=False, required=True, load_only=True)
+
+
+class PrivacyViewSchema(ma.Schema):
+    profile_visibility = ma.fields.String(
+        required=True, validate=validate.OneOf(PROFILE_VISIBILITIES)
+    )
+    show_email = ma.fields.Boolean(required=True)
+
+
+def picture_url(user: User) -> str | None:
+    return storage.url(user.picture_key) if user.picture_key else None
+
+
+class PrivateUserSchema(ma.Schema):
+    """The owner's own view."""
+
+    id = ma.fields.Integer(required=True)
+    email = ma.fields.String(required=True)
+    username = ma.fields.String(required=True)
+    full_name = ma.fields.String(required=True, allow_none=True)
+    bio = ma.fields.String(required=True, allow_none=True)
+    profile_picture_url = ma.fields.Function(
+        picture_url, required=True, allow_none=True, metadata={"type": "string", "format": "uri"}
+    )
+    is_active = ma.fields.Boolean(required=True)
+    privacy = ma.fields.Nested(PrivacyViewSchema, required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    updated_at = ma.fields.AwareDateTime(required=True)
+
+
+class PublicUserSchema(ma.Schema):
+    """What anyone signed in may see of a public profile."""
+
+    username = ma.fields.String(required=True)
+    full_name = ma.fields.String(required=True, allow_none=True)
+    bio = ma.fields.String(required=True, allow_none=True)
+    profile_picture_url = ma.fields.Function(
+        picture_url, required=True, allow_none=True, metadata={"type": "string", "format": "uri"}
+    )
+    email = ma.fields.Method(
+        "shown_email",
+        metadata={"type": "string", "description": "Only when the user chose to show it."},
+    )
+
+    def shown_email(self, user: User) -> str | ma.utils.Missing:
+        # missing (not null) drops the key from the output altogether.
+        return user.email if user.show_email else ma.missing

@@ -1,0 +1,105 @@
+"""What every HTTP response gets: request id, access log line, security headers, CORS."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from eleva.extensions import cors
+
+log = logging.getLogger("eleva.request")
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
+# Swagger UI comes from a CDN and starts with an inline script.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
+DOCS_ENDPOINTS = {"api-docs.openapi_swagger_ui"}
+CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match"]
+CORS_EXPOSE_HEADERS = ["X-Pagination", "ETag", "Location", "Retry-After", "X-Request-ID"]
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current request id (or "-") on every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            try:
+                record.request_id = g.get("request_id", "-")
+            except RuntimeError:  # outside a request or app context
+                record.request_id = "-"
+        return True
+
+
+def configure_logging(level: str) -> None:
+    logger = logging.getLogger("eleva")
+    logger.setLevel(level)
+    if not any(getattr(h, "_eleva", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler._eleva = True  # type: ignore[attr-defined]
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+        logger.addHandler(handler)
+
+
+def init_http(app: Flask) -> None:
+    hops = app.config["TRUSTED_PROXY_COUNT"]
+    if hops:
+        # Believe X-Forwarded-* from exactly that many proxies, never the client's own.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+
+    cors.init_app(
+        app,
+        origins=app.config["CORS_ORIGINS"],
+        supports_credentials=True,
+        allow_headers=CORS_ALLOW_HEADERS,
+        expose_headers=CORS_EXPOSE_HEADERS,
+        max_age=600,
+        # No Origin header, no CORS headers (flask-cors would otherwise send them).
+        always_send=False,
+    )
+
+    hsts = app.config["HSTS_ENABLED"]
+
+    @app.before_request
+    def start_request() -> None:
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+
+    @app.after_request
+    def finish_response(response: Response) -> Response:
+        headers = response.headers
+        request_id = g.get("request_id") or uuid.uuid4().hex
+        headers["X-Request-ID"] = request_id
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["X-Frame-Options"] = "DENY"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["Content-Security-Policy"] = (
+            DOCS_CSP if request.endpoint in DOCS_ENDPOINTS else JSON_CSP
+        )
+        if hsts:
+            headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+        if "Authorization" in request.headers or request.path.startswith("/api/v1/auth"):
+            headers["Cache-Control"] = "no-store"
+        started = g.get("started")
+        duration_ms = (time.perf_counter() - started) * 1000 if started else 0.0
+        log.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.path,
+            response.status_code,
+            duration_ms,
+            extra={"request_id": request_id},
+        )
+        return response

@@ -1,0 +1,246 @@
+"""Fixtures: a fresh app and database per test, a client that checks every response
+for leaked secrets, helpers to register and log in, and a SQL statement counter.
+
+The suite runs on SQLite (in memory) by default and on PostgreSQL when
+``TEST_DATABASE_URL`` is set: the schema is then built once by the migrations and every
+table is truncated after each test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, text
+
+from config import TestingConfig
+from eleva import create_app
+from eleva.extensions import db
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+ON_POSTGRES = TEST_DATABASE_URL.startswith(("postgres", "postgresql"))
+PASSWORD = "correct horse battery staple"
+TABLES = ("subjects", "login_sessions", "users")
+
+requires_postgres = pytest.mark.skipif(
+    not ON_POSTGRES, reason="needs TEST_DATABASE_URL (PostgreSQL)"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "config(**overrides): app config overrides for this test")
+
+
+def make_config(**env: str) -> TestingConfig:
+    """A testing config from a clean environment (the developer's own is ignored)."""
+    base = {"TEST_DATABASE_URL": TEST_DATABASE_URL} if TEST_DATABASE_URL else {}
+    return TestingConfig({**base, **env})
+
+
+# -- the client that checks for leaks ----------------------------------------------------
+
+
+class CheckedClient(FlaskClient):
+    """A test client asserting that no response contains a bcrypt hash or a password
+    that a successful request of this test sent."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.passwords: set[str] = set()
+
+    def open(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        sent = _passwords_in(kwargs.get("json"))
+        response = super().open(*args, **kwargs)
+        body = response.get_data()
+        assert b"$2b$" not in body and b"$2a$" not in body, "a bcrypt hash leaked"
+        for password in self.passwords:
+            assert password.encode() not in body, "a password leaked into a response"
+        if 200 <= response.status_code < 300:
+            self.passwords |= sent
+        return response
+
+
+def _passwords_in(payload: Any) -> set[str]:
+    if not isinstance(payload, dict):
+        return set()
+    return {
+        value
+        for key, value in payload.items()
+        if "password" in key and isinstance(value, str) and len(value) >= 8
+    }
+
+
+# -- app, database, client ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[None]:
+    """On PostgreSQL: build the schema once, through the migrations."""
+    if not ON_POSTGRES:
+        yield
+        return
+    from flask_migrate import upgrade
+
+    app = create_app(make_config())
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        upgrade()
+        db.engine.dispose()
+    yield
+
+
+@pytest.fixture
+def app(request: pytest.FixtureRequest, tmp_path, postgres_schema) -> Iterator[Flask]:
+    overrides = {"LOCAL_STORAGE_PATH": str(tmp_path / "media")}
+    marker = request.node.get_closest_marker("config")
+    if marker:
+        overrides.update(marker.kwargs)
+    app = create_app(make_config(), overrides)
+    app.test_client_class = CheckedClient
+    with app.app_context():
+        if not ON_POSTGRES:
+            db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        if ON_POSTGRES:
+            with db.engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        else:
+            db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> CheckedClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+# -- auth helper -------------------------------------------------------------------------
+
+
+@dataclass
+class Account:
+    id: int
+    username: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+    body: dict = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    @property
+    def refresh_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.refresh_token}"}
+
+
+class AuthActions:
+    def __init__(self, client: CheckedClient) -> None:
+        self.client = client
+
+    def register(
+        self,
+        username: str = "ada",
+        email: str | None = None,
+        password: str = PASSWORD,
+        **extra: Any,
+    ):
+        body = {
+            "username": username,
+            "email": email or f"{username}@example.com",
+            "password": password,
+            **extra,
+        }
+        return self.client.post("/api/v1/auth/register", json=body)
+
+    def login(self, login: str, password: str = PASSWORD):
+        return self.client.post("/api/v1/auth/login", json={"login": login, "password": password})
+
+    def account(self, username: str = "ada", password: str = PASSWORD, **extra: Any) -> Account:
+        """Register (once) and log in: a user with a fresh token pair."""
+        registered = self.register(username, password=password, **extra)
+        assert registered.status_code in (201, 409), registered.json
+        email = extra.get("email") or f"{username}@example.com"
+        response = self.login(username, password)
+        assert response.status_code == 200, response.json
+        me = self.client.get(
+            "/api/v1/users/me", headers={"Authorization": f"Bearer {response.json['access_token']}"}
+        ).json
+        return Account(
+            id=me["id"],
+            username=username,
+            email=email,
+            password=password,
+            access_token=response.json["access_token"],
+            refresh_token=response.json["refresh_token"],
+            body=me,
+        )
+
+
+@pytest.fixture
+def auth(client: CheckedClient) -> AuthActions:
+    return AuthActions(client)
+
+
+@pytest.fixture
+def user(auth: AuthActions) -> Account:
+    return auth.account("ada")
+
+
+@pytest.fixture
+def other(auth: AuthActions) -> Account:
+    return auth.account("grace")
+
+
+# -- SQL statement counter ---------------------------------------------------------------
+
+
+@pytest.fixture
+def count_queries(app: Flask):
+    """``with count_queries() as statements: ...`` collects the SQL the app runs."""
+
+    @contextmanager
+    def counter() -> Iterator[list[str]]:
+        statements: list[str] = []
+
+        def record(_conn, _cursor, statement, _params, _context, _many) -> None:
+            statements.append(statement)
+
+        with app.app_context():
+            engine = db.engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    return counter
+
+
+def assert_error_shape(response, status: int) -> dict:
+    """The contract's error body: {code, status, message, errors?} as JSON."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.mimetype == "application/json"
+    body = response.json
+    assert set(body) <= {"code", "status", "message", "errors"}
+    assert body["code"] == status
+    assert isinstance(body["status"], str) and body["status"]
+    assert isinstance(body["message"], str) and body["message"]
+    return body
