@@ -51,8 +51,9 @@ class Login(MethodView):
 
 @blp.route("/refresh")
 class Refresh(MethodView):
-    @jwt_required(refresh=True)
+    # Counted before the token is checked: every attempt with one token costs.
     @limiter.limit(ratelimit.refresh_limit, key_func=ratelimit.bearer_token)
+    @jwt_required(refresh=True)
     @blp.response(200, TokenPairSchema)
     @blp.alt_response(401, response="UNAUTHORIZED")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
