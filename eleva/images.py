@@ -57,11 +57,13 @@ def to_profile_jpeg(data: bytes, *, max_side: int = MAX_SIDE) -> bytes:
                 return _encode(_flatten(oriented))
         except ImageError:
             raise
-        except (
-            UnidentifiedImageError,
-            Image.DecompressionBombError,
-            Image.DecompressionBombWarning,
-        ):
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            # Pillow's own check at open, for canvases far beyond our limit.
+            raise ImageTooLarge(
+                f"The image has too many pixels: at most {MAX_PIXELS // 1_000_000} "
+                "megapixels are accepted."
+            ) from None
+        except UnidentifiedImageError:
             raise UnsupportedImage("Not a JPEG, PNG, WebP or GIF image.") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
             # Truncated or corrupt data behind a valid header.
