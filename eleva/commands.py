@@ -11,7 +11,7 @@ from datetime import timedelta
 import click
 import marshmallow as ma
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import delete, func, insert, or_, select
 
 from eleva.errors import AppError
@@ -61,6 +61,7 @@ def _find_user(login: str) -> User:
 
 
 @click.command("seed")
+@with_appcontext
 @click.option("--password", help="Password of the demo user (default: a random one, printed once).")
 @click.option(
     "--users", "n_users", type=click.IntRange(min=0), default=0, help="Load users to add."
