@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from copy import deepcopy
 from functools import wraps
@@ -55,13 +56,10 @@ class JsonParser(FlaskParser):
             return core.missing
         try:
             return super()._raw_load_json(req)
-        except RecursionError:
-            abort(
-                400, message="Invalid JSON body.", errors={"json": ["JSON is nested too deeply."]}
-            )
-        except ValueError as exc:  # JSONDecodeError is handled upstream; this is e.g. huge ints
-            if isinstance(exc, (core.json.JSONDecodeError, UnicodeDecodeError)):
-                raise
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise  # webargs' load_json answers these through _handle_invalid_json_error
+        except (RecursionError, ValueError):
+            # Nesting deeper than the decoder's stack, or an integer too long to convert.
             abort(400, message="Invalid JSON body.", errors={"json": ["Invalid JSON body."]})
 
     def _handle_invalid_json_error(self, error: Exception, req: Any, *args: Any, **kwargs: Any):

@@ -1,7 +1,6 @@
 """Bare extension instances. ``create_app`` initialises each of them; none holds an app."""
 
 from flask_cors import CORS
-from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
@@ -10,6 +9,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from eleva.api import Api
+from eleva.security import JWTManager
 from eleva.storage import Storage
 
 # Deterministic constraint names, so migrations can name what they alter or drop.

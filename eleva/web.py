@@ -19,7 +19,7 @@ JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 # Swagger UI comes from a CDN and starts with an inline script.
 DOCS_CSP = (
     "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "
+    "style-src 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "
     "connect-src 'self'; frame-ancestors 'none'"
 )
 DOCS_ENDPOINTS = {"api-docs.openapi_swagger_ui"}
