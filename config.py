@@ -177,6 +177,13 @@ class Config:
             "pool_timeout": 10,
             "connect_args": {
                 "connect_timeout": 5,
+                # Notice a silently vanished server (network blackhole) within ~40 s,
+                # instead of waiting for the kernel's two-hour default.
+                "keepalives": 1,
+                "keepalives_idle": 20,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+                "tcp_user_timeout": 20000,
                 # No statement may outlive gunicorn's worker timeout.
                 "options": "-c statement_timeout=15000 -c lock_timeout=10000",
             },

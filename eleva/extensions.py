@@ -26,7 +26,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects keep their values after commit: every value is set in Python, and reloading
+# after the commit would race with concurrent writers (a PATCH answering for a row a
+# DELETE removed right after it committed).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 jwt = JWTManager()
 cors = CORS()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, ClassVar
 
 import marshmallow as ma
@@ -32,6 +33,15 @@ class Text(ma.fields.String):
         except UnicodeEncodeError:
             raise self.make_error("invalid_chars") from None
         return text.strip() if self.strip else text
+
+
+def has_visible_character(value: str) -> None:
+    """A name must show something: letters, digits, punctuation, symbols or marks.
+
+    Refuses names made only of invisible characters (zero-width spaces, bidi controls).
+    """
+    if not any(unicodedata.category(ch)[0] in "LNPSM" for ch in value):
+        raise ma.ValidationError("Must contain at least one visible character.")
 
 
 class StrictBoolean(ma.fields.Boolean):

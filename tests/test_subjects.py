@@ -87,6 +87,7 @@ def test_create_returns_201_with_location(client, user):
         ({"name": "ok", "created_at": "2020-01-01T00:00:00Z"}, "created_at"),
         ({"name": "ok", "updated_at": "2020-01-01T00:00:00Z"}, "updated_at"),
         ({"name": "nul\x00l"}, "name"),
+        ({"name": "\u200b\u200f"}, "name"),  # nothing visible
     ],
 )
 def test_create_validation(app, client, user, body, field):

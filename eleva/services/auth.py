@@ -76,12 +76,27 @@ def login(*, login: str, password: str) -> TokenPair:
         raise Unauthorized(BAD_CREDENTIALS)
     if not verify_password(password, user.password_hash):
         raise Unauthorized(BAD_CREDENTIALS)
+    _lock_unchanged(user, password)
     # Only after the right password: otherwise 403 would reveal the account exists.
     if not user.is_active:
         raise Forbidden("This account is deactivated.")
     if hash_cost(user.password_hash) < _rounds():
         user.password_hash = hash_password(password, rounds=_rounds())
     return _start_session(user)
+
+
+def _lock_unchanged(user: User, password: str) -> None:
+    """Re-read the user under a share lock until the session is committed.
+
+    The password was checked against a hash read ~200 ms earlier. A password change
+    or deactivation committed meanwhile must win: the lock makes it wait for this
+    login (whose new session it then ends) or makes this login see its result.
+    """
+    checked_hash = user.password_hash
+    db.session.refresh(user, with_for_update={"read": True})
+    if user.password_hash != checked_hash and not verify_password(password, user.password_hash):
+        db.session.rollback()
+        raise Unauthorized(BAD_CREDENTIALS)
 
 
 def _start_session(user: User) -> TokenPair:

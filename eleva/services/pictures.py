@@ -41,9 +41,12 @@ def set_picture(user: User, data: bytes) -> User:
         log.error("picture upload for user %s failed: %s", user.id, exc)
         raise ServiceUnavailable("Picture storage is unavailable. Try again shortly.") from None
 
-    old_key = user.picture_key
-    user.picture_key = key
     try:
+        # Read the current key under a row lock: of two uploads at once, each must see
+        # the other's object as the old one to delete, or one object is orphaned.
+        db.session.refresh(user, with_for_update=True)
+        old_key = user.picture_key
+        user.picture_key = key
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -55,8 +58,10 @@ def set_picture(user: User, data: bytes) -> User:
 
 
 def remove_picture(user: User) -> None:
+    db.session.refresh(user, with_for_update=True)
     old_key = user.picture_key
     if old_key is None:
+        db.session.rollback()
         return
     user.picture_key = None
     db.session.commit()

@@ -5,14 +5,17 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from eleva.fields import StrictBoolean, Text
+from eleva.fields import StrictBoolean, Text, has_visible_character
 from eleva.services.subjects import SORT_KEYS
 
 COLOR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
 
 
 class SubjectBaseSchema(ma.Schema):
-    name = Text(validate=validate.Length(min=1, max=120), metadata={"example": "Linear algebra"})
+    name = Text(
+        validate=[validate.Length(min=1, max=120), has_visible_character],
+        metadata={"example": "Linear algebra"},
+    )
     description = Text(allow_none=True, validate=validate.Length(max=2000))
     color = Text(
         allow_none=True,
@@ -24,7 +27,7 @@ class SubjectBaseSchema(ma.Schema):
 class SubjectCreateSchema(SubjectBaseSchema):
     name = Text(
         required=True,
-        validate=validate.Length(min=1, max=120),
+        validate=[validate.Length(min=1, max=120), has_visible_character],
         metadata={"example": "Linear algebra"},
     )
 
