@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from copy import deepcopy
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
 import flask_smorest
@@ -46,8 +46,20 @@ class ErrorSchema(ma.Schema):
     )
 
 
+@cache
+def _schema_instance(schema_class: type[ma.Schema]) -> ma.Schema:
+    return schema_class()
+
+
 class JsonParser(FlaskParser):
     """webargs' Flask parser, strict about what a JSON body is."""
+
+    def _get_schema(self, argmap: Any, req: Any) -> ma.Schema:
+        # webargs builds a new instance of a schema class on every request, and building
+        # one deep-copies its fields; a loading schema is stateless, so one will do.
+        if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
+            return _schema_instance(argmap)
+        return super()._get_schema(argmap, req)
 
     def _raw_load_json(self, req: Any) -> Any:
         if not is_json_request(req):
@@ -92,6 +104,7 @@ def upload_body_limit(func: Callable) -> Callable:
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = JsonParser()
+    PAGINATION_ARGUMENTS_PARSER = JsonParser()
 
     def login_required(self, func: Callable) -> Callable:
         """Require a valid access token; document the scheme and the 401."""

@@ -6,8 +6,10 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 
 from flask import Flask, Response, g, request
+from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from eleva.extensions import cors
@@ -52,6 +54,16 @@ def configure_logging(level: str) -> None:
         logger.addHandler(handler)
 
 
+class NoSessions(SessionInterface):
+    """No cookie sessions: open_session returning None gives Flask's cheap NullSession."""
+
+    def open_session(self, app: Flask, request: Any) -> None:
+        return None
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        return None
+
+
 def init_http(app: Flask) -> None:
     hops = app.config["TRUSTED_PROXY_COUNT"]
     if hops:
@@ -69,7 +81,17 @@ def init_http(app: Flask) -> None:
         always_send=False,
     )
 
-    hsts = app.config["HSTS_ENABLED"]
+    # A token API has no cookie session: skip Flask's per-request cookie signer (and
+    # never send a session cookie).
+    app.session_interface = NoSessions()
+
+    static_headers = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+    ]
+    if app.config["HSTS_ENABLED"]:
+        static_headers.append(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
 
     @app.before_request
     def start_request() -> None:
@@ -82,14 +104,10 @@ def init_http(app: Flask) -> None:
         headers = response.headers
         request_id = g.get("request_id") or uuid.uuid4().hex
         headers["X-Request-ID"] = request_id
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["X-Frame-Options"] = "DENY"
-        headers["Referrer-Policy"] = "no-referrer"
+        headers.extend(static_headers)
         headers["Content-Security-Policy"] = (
             DOCS_CSP if request.endpoint in DOCS_ENDPOINTS else JSON_CSP
         )
-        if hsts:
-            headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
         if "Authorization" in request.headers or request.path.startswith("/api/v1/auth"):
             headers["Cache-Control"] = "no-store"
         started = g.get("started")
