@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     Uuid,
+    event,
     false,
     func,
     true,
@@ -82,6 +84,11 @@ class User(TimestampMixin, db.Model):
     )
     show_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     picture_key: Mapped[str | None] = mapped_column(String(255))
+    # How many subjects the user has, by archive state: kept by database triggers (see
+    # SUBJECT_COUNT_TRIGGERS) so that a list's total is one row read, not a count(*)
+    # that grows with the user's subjects.
+    subjects_active: Mapped[int] = mapped_column(default=0, server_default="0")
+    subjects_archived: Mapped[int] = mapped_column(default=0, server_default="0")
 
     subjects: Mapped[list[Subject]] = relationship(
         back_populates="owner",
@@ -153,3 +160,97 @@ class Subject(TimestampMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<Subject {self.id} {self.name!r}>"
+
+
+# Triggers keeping users.subjects_active / subjects_archived equal to the user's subjects
+# by archive state, whatever writes them: the API, `flask seed`, plain SQL, cascades.
+# The migration 0003_subject_counts holds a frozen copy of the same statements.
+SUBJECT_COUNT_TRIGGERS = {
+    "postgresql": [
+        # Statement-level, on transition tables: a bulk INSERT or a cascade of 100,000
+        # rows updates each owner once. (A row trigger would update one users row
+        # 100,000 times in a transaction, each update slower than the last.)
+        """
+        CREATE OR REPLACE FUNCTION subjects_count() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                UPDATE users u SET subjects_active = u.subjects_active + d.active,
+                                   subjects_archived = u.subjects_archived + d.archived
+                  FROM (SELECT owner_id, count(*) FILTER (WHERE NOT is_archived) AS active,
+                               count(*) FILTER (WHERE is_archived) AS archived
+                          FROM new_rows GROUP BY owner_id) d
+                 WHERE u.id = d.owner_id;
+            ELSIF TG_OP = 'DELETE' THEN
+                UPDATE users u SET subjects_active = u.subjects_active - d.active,
+                                   subjects_archived = u.subjects_archived - d.archived
+                  FROM (SELECT owner_id, count(*) FILTER (WHERE NOT is_archived) AS active,
+                               count(*) FILTER (WHERE is_archived) AS archived
+                          FROM old_rows GROUP BY owner_id) d
+                 WHERE u.id = d.owner_id;
+            ELSE
+                UPDATE users u SET subjects_active = u.subjects_active + d.active,
+                                   subjects_archived = u.subjects_archived + d.archived
+                  FROM (SELECT owner_id, sum(active) AS active, sum(archived) AS archived
+                          FROM (SELECT owner_id, -(NOT is_archived)::int AS active,
+                                       -is_archived::int AS archived FROM old_rows
+                                UNION ALL
+                                SELECT owner_id, (NOT is_archived)::int, is_archived::int
+                                  FROM new_rows) changes
+                         GROUP BY owner_id
+                        HAVING sum(active) <> 0 OR sum(archived) <> 0) d
+                 WHERE u.id = d.owner_id;
+            END IF;
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE TRIGGER subjects_count_insert AFTER INSERT ON subjects
+        REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION subjects_count()
+        """,
+        """
+        CREATE TRIGGER subjects_count_delete AFTER DELETE ON subjects
+        REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION subjects_count()
+        """,
+        """
+        CREATE TRIGGER subjects_count_update AFTER UPDATE ON subjects
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION subjects_count()
+        """,
+    ],
+    "sqlite": [
+        """
+        CREATE TRIGGER subjects_count_insert AFTER INSERT ON subjects BEGIN
+            UPDATE users SET subjects_active = subjects_active + (NOT NEW.is_archived),
+                             subjects_archived = subjects_archived + NEW.is_archived
+             WHERE id = NEW.owner_id;
+        END
+        """,
+        """
+        CREATE TRIGGER subjects_count_delete AFTER DELETE ON subjects BEGIN
+            UPDATE users SET subjects_active = subjects_active - (NOT OLD.is_archived),
+                             subjects_archived = subjects_archived - OLD.is_archived
+             WHERE id = OLD.owner_id;
+        END
+        """,
+        """
+        CREATE TRIGGER subjects_count_update AFTER UPDATE OF is_archived, owner_id ON subjects
+        WHEN OLD.is_archived IS NOT NEW.is_archived OR OLD.owner_id IS NOT NEW.owner_id BEGIN
+            UPDATE users SET subjects_active = subjects_active - (NOT OLD.is_archived),
+                             subjects_archived = subjects_archived - OLD.is_archived
+             WHERE id = OLD.owner_id;
+            UPDATE users SET subjects_active = subjects_active + (NOT NEW.is_archived),
+                             subjects_archived = subjects_archived + NEW.is_archived
+             WHERE id = NEW.owner_id;
+        END
+        """,
+    ],
+}
+
+# The same triggers for schemas built by metadata.create_all() (the SQLite test suite).
+for _dialect, _statements in SUBJECT_COUNT_TRIGGERS.items():
+    for _statement in _statements:
+        event.listen(
+            Subject.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect)
+        )

@@ -63,6 +63,72 @@ def test_upgrade_builds_every_table_and_downgrade_removes_them(empty_database):
         db.engine.dispose()
 
 
+def index_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":  # its inspector skips expression indexes
+                rows = conn.execute(
+                    text("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+                )
+            else:
+                rows = conn.execute(
+                    text(
+                        "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE 'pk_%' AND tablename <> 'alembic_version'"
+                    )
+                )
+            return {row[0] for row in rows}
+    finally:
+        engine.dispose()
+
+
+def test_every_index_of_the_models_survives_the_whole_history(empty_database):
+    expected = {index.name for table in db.metadata.tables.values() for index in table.indexes}
+    assert {
+        "uq_users_email_lower",
+        "uq_users_username_lower",
+        "uq_subjects_owner_name_lower",
+    } <= expected
+    app = app_on(empty_database)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    assert index_names(empty_database) == expected
+
+
+def test_subject_counts_are_backfilled_and_kept_by_triggers(empty_database):
+    app = app_on(empty_database)
+    with app.app_context():
+        upgrade(revision="0002_subjects")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO users (email, username, password_hash, created_at, updated_at) "
+                    "VALUES ('a@example.com', 'ada', 'x', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            for name, archived in (("A", False), ("B", False), ("C", True)):
+                conn.execute(
+                    text(
+                        "INSERT INTO subjects (owner_id, name, is_archived, created_at, updated_at) "
+                        "SELECT id, :n, :a, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP FROM users"
+                    ),
+                    {"n": name, "a": archived},
+                )
+        upgrade()
+        counts = "SELECT subjects_active, subjects_archived FROM users"
+        with db.engine.begin() as conn:
+            assert tuple(conn.execute(text(counts)).one()) == (2, 1)
+            conn.execute(text("UPDATE subjects SET is_archived = NOT is_archived WHERE name = 'A'"))
+            conn.execute(text("DELETE FROM subjects WHERE name = 'C'"))
+            assert tuple(conn.execute(text(counts)).one()) == (1, 1)
+        downgrade(revision="0002_subjects")
+        upgrade()
+        with db.engine.begin() as conn:
+            assert tuple(conn.execute(text(counts)).one()) == (1, 1)
+        db.engine.dispose()
+
+
 def test_unique_indexes_from_the_migrations_are_case_insensitive(empty_database):
     app = app_on(empty_database)
     with app.app_context():

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, text, update
 
 from eleva.extensions import db
 from eleva.models import Subject, User
-from tests.conftest import assert_error_shape
+from tests.conftest import assert_error_shape, requires_postgres
 
 SUBJECTS = "/api/v1/subjects/"
 
@@ -505,3 +505,96 @@ def test_list_query_uses_an_index(app, client, user, many):
                 {"o": user.id},
             ).all()
         assert any("ix_subjects_owner_updated" in str(row) for row in plan), plan
+
+
+# -- list totals: counters kept by triggers ----------------------------------------------
+
+
+def actual_counts(app, owner_id: int) -> dict[str, int]:
+    with app.app_context():
+        rows = dict(
+            db.session.execute(
+                select(Subject.is_archived, func.count())
+                .where(Subject.owner_id == owner_id)
+                .group_by(Subject.is_archived)
+            ).all()
+        )
+    active, archived = rows.get(False, 0), rows.get(True, 0)
+    return {"false": active, "true": archived, "all": active + archived}
+
+
+def assert_totals_exact(app, client, account) -> None:
+    expected = actual_counts(app, account.id)
+    for archived, total in expected.items():
+        assert listing(client, account, archived=archived)[1]["total"] == total, archived
+
+
+def test_list_totals_stay_exact_through_every_kind_of_write(app, client, user, other):
+    ids = [create(client, user, f"S{i}")["id"] for i in range(6)]
+    create(client, other, "Not mine")
+    client.patch(url(ids[0]), headers=user.headers, json={"is_archived": True})
+    client.patch(url(ids[1]), headers=user.headers, json={"is_archived": True})
+    client.patch(url(ids[1]), headers=user.headers, json={"is_archived": False})
+    client.patch(
+        url(ids[0]), headers=user.headers, json={"is_archived": True, "name": "S0b"}
+    )  # no change of state
+    client.patch(url(ids[3]), headers=user.headers, json={"name": "Renamed"})
+    client.delete(url(ids[2]), headers=user.headers)
+    assert_error_shape(
+        client.post(SUBJECTS, headers=user.headers, json={"name": "s4"}), 409
+    )  # refused insert
+    with app.app_context():  # writes that bypass the API entirely
+        now = datetime.now(UTC)
+        db.session.execute(
+            Subject.__table__.insert(),
+            [
+                {
+                    "owner_id": user.id,
+                    "name": "Raw 1",
+                    "is_archived": True,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+                {
+                    "owner_id": user.id,
+                    "name": "Raw 2",
+                    "is_archived": False,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            ],
+        )
+        db.session.execute(delete(Subject).where(Subject.id == ids[5]))
+        db.session.commit()
+    assert actual_counts(app, user.id) == {"false": 4, "true": 2, "all": 6}
+    assert_totals_exact(app, client, user)
+    assert_totals_exact(app, client, other)
+
+
+def test_a_search_counts_its_matches(client, user):
+    for name in ("Physics", "Chemistry", "Physiology"):
+        create(client, user, name)
+    assert listing(client, user, q="phys")[1]["total"] == 2
+
+
+@requires_postgres
+def test_list_totals_stay_exact_under_concurrent_writes(app, client, user):
+    import threading
+
+    barrier = threading.Barrier(8)
+
+    def work(n: int) -> None:
+        local = app.test_client()
+        barrier.wait()
+        created = local.post(SUBJECTS, headers=user.headers, json={"name": f"Concurrent {n}"}).json
+        if n % 2:
+            local.patch(url(created["id"]), headers=user.headers, json={"is_archived": True})
+        if n % 3 == 0:
+            local.delete(url(created["id"]), headers=user.headers)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert_totals_exact(app, client, user)

@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, select
 
 from eleva.errors import NotFound
 from eleva.extensions import db
-from eleva.models import Subject, utcnow
+from eleva.models import Subject, User, utcnow
 from eleva.services.db import commit_unique
 
 SUBJECT_UNIQUE_FIELDS = {"uq_subjects_owner_name_lower": ("name", "subject name")}
@@ -50,12 +50,28 @@ def list_subjects(
             func.lower(Subject.name).contains(term, autoescape=True)
             | func.lower(Subject.description).contains(term, autoescape=True)
         )
-    total = db.session.scalar(query.with_only_columns(func.count(Subject.id)))
+    total = db.session.scalar(_count(owner_id, archived, query, searching=bool(q)))
     # Past the last page the answer is empty; clamping keeps OFFSET within the
     # database's integer range whatever page number was asked for.
     offset = min((page - 1) * page_size, total)
     items = db.session.scalars(_ordered(query, sort).offset(offset).limit(page_size)).all()
     return SubjectPage(list(items), total)
+
+
+def _count(owner_id: int, archived: str, query: Select, *, searching: bool) -> Select:
+    """The statement giving the list's total.
+
+    Without a search it reads the owner's counters (kept by triggers): one row, however
+    many subjects. A search has to count its matches.
+    """
+    if searching:
+        return query.with_only_columns(func.count(Subject.id))
+    column = {
+        "false": User.subjects_active,
+        "true": User.subjects_archived,
+        "all": User.subjects_active + User.subjects_archived,
+    }[archived]
+    return select(column).where(User.id == owner_id)
 
 
 def _ordered(query: Select, sort: str) -> Select:
