@@ -51,8 +51,10 @@ def to_profile_jpeg(data: bytes, *, max_side: int = MAX_SIDE) -> bytes:
                         f"{MAX_PIXELS // 1_000_000} megapixels are accepted."
                     )
                 # Shrink while unloaded (JPEG draft mode), then orient: the box is
-                # square, so fitting before rotating gives the same size.
-                im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+                # square, so fitting before rotating gives the same size. reducing_gap=1
+                # lets the decoder scale by up to 1/8 straight to the target: a 4000×3000
+                # photo takes 46 ms and 4 MB instead of 62 ms and 16 MB (bench/images.py).
+                im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=1.0)
                 oriented = ImageOps.exif_transpose(im)
                 return _encode(_flatten(oriented))
         except ImageError:
