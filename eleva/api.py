@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from copy import deepcopy
 from functools import cache, wraps
-from typing import Any
+from typing import Any, ClassVar
 
 import flask_smorest
 import marshmallow as ma
@@ -22,9 +22,14 @@ from flask import current_app, request
 from flask_jwt_extended import verify_jwt_in_request
 from flask_smorest import abort
 from flask_smorest import etag as fs_etag
+from flask_smorest import pagination as fs_pagination
 from flask_smorest.etag import _get_etag_ctx
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from webargs.multidictproxy import MultiDictProxy
+from werkzeug.datastructures import MultiDict
+
+from eleva.fields import NO_NUL_PATTERN, NOT_BLANK_PATTERN, Text
 
 BEARER_AUTH = "bearerAuth"
 SECURITY_SCHEMES = {
@@ -54,6 +59,13 @@ def _schema_instance(schema_class: type[ma.Schema]) -> ma.Schema:
 class JsonParser(FlaskParser):
     """webargs' Flask parser, strict about what a JSON body is."""
 
+    # Multipart bodies as strict as JSON ones: the schema's own `unknown` (RAISE), not
+    # webargs' default for files (EXCLUDE).
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict[str, str | None]] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "files": None,
+    }
+
     def _get_schema(self, argmap: Any, req: Any) -> ma.Schema:
         # webargs builds a new instance of a schema class on every request, and building
         # one deep-copies its fields; a loading schema is stateless, so one will do.
@@ -80,7 +92,17 @@ class JsonParser(FlaskParser):
     def load_files(self, req: Any, schema: ma.Schema) -> Any:
         if _has_body(req) and req.mimetype != "multipart/form-data":
             abort(415, message="Send the file as multipart/form-data.")
-        return super().load_files(req, schema)
+        # Text parts are fields of the body too: an unknown one is refused (422) like an
+        # unknown JSON field. A text part under a file field's name is not a file: ignored.
+        # werkzeug names a part whose name it cannot read None: "" here (JSON keys are str).
+        known = {field.data_key or name for name, field in schema.load_fields.items()}
+        parts = MultiDict()
+        for name, value in req.files.items(multi=True):
+            parts.add(name or "", value)
+        for name, value in req.form.items(multi=True):
+            if name not in known:
+                parts.add(name or "", value)
+        return MultiDictProxy(parts, schema)
 
 
 def _has_body(req: Any) -> bool:
@@ -105,6 +127,33 @@ def upload_body_limit(func: Callable) -> Callable:
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = JsonParser()
     PAGINATION_ARGUMENTS_PARSER = JsonParser()
+
+    def arguments(self, schema: Any, *, location: str = "json", required: bool = True, **kwargs):
+        """As smorest's, and a ``required`` JSON body (the default) is required for real.
+
+        smorest only documents ``required``; without a body webargs loads ``{}``, which an
+        all-optional schema (a PATCH) accepts: a request the spec calls invalid would pass.
+        """
+        decorator = super().arguments(schema, location=location, required=required, **kwargs)
+        if location != "json" or not required:
+            return decorator
+
+        def wrapper(func: Callable) -> Callable:
+            parsed = decorator(func)
+
+            @wraps(parsed)
+            def require_body(*args: Any, **kw: Any) -> Any:
+                if not _has_body(request):
+                    abort(
+                        422,
+                        message="This request needs a JSON body.",
+                        errors={"json": {"_schema": ["A JSON body is required."]}},
+                    )
+                return parsed(*args, **kw)
+
+            return require_body
+
+        return wrapper
 
     def login_required(self, func: Callable) -> Callable:
         """Require a valid access token; document the scheme and the 401."""
@@ -134,8 +183,24 @@ class Blueprint(flask_smorest.Blueprint):
         return doc
 
 
+def text2properties(self: Any, field: ma.fields.Field, ret: dict, **kwargs: Any) -> dict:
+    """apispec attribute function: what a ``Text`` field refuses beyond its own rules.
+
+    NUL, and for a required length a blank string, as patterns (JSON Schema's dialect:
+    ``\\s`` is exactly ``WHITESPACE``, what Text trims). A field with a pattern or
+    choices of its own already excludes both.
+    """
+    if not isinstance(field, Text) or {"pattern", "enum"} & set(ret):
+        return {}
+    return {"pattern": NOT_BLANK_PATTERN if field.must_not_be_blank else NO_NUL_PATTERN}
+
+
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ErrorSchema
+
+    def _init_spec(self, **kwargs: Any) -> None:
+        super()._init_spec(**kwargs)
+        self.ma_plugin.converter.add_attribute_function(text2properties)
 
     def _register_etag_headers(self) -> None:
         # smorest's own version declares If-Match required; ours is optional.
@@ -154,3 +219,17 @@ class Api(flask_smorest.Api):
             lazy=True,
         )
         self.spec.components.header("ETAG", fs_etag.ETAG_HEADER, lazy=True)
+
+    def _register_pagination_header(self) -> None:
+        # The header's value is JSON. smorest documents it with `schema`, which in OpenAPI
+        # means the default `simple` style (`total,2,page,1`); `content` says "JSON".
+        self.spec.components.header(
+            "PAGINATION",
+            {
+                "description": "Pagination metadata, as JSON: "
+                '{"total": 42, "total_pages": 3, "first_page": 1, "last_page": 3, "page": 2, '
+                '"previous_page": 1, "next_page": 3}',
+                "content": {"application/json": {"schema": fs_pagination.PaginationMetadataSchema}},
+            },
+            lazy=True,
+        )

@@ -7,22 +7,46 @@ from typing import Any, ClassVar
 
 import marshmallow as ma
 
+# Whitespace as the spec's patterns mean it: `\s` in JSON Schema (ECMA-262) is exactly
+# these characters. Python's own str.strip() differs (it also strips U+001C–U+001F and
+# U+0085, and keeps U+FEFF), so a value the spec calls non-blank could be trimmed to "".
+WHITESPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+# Documented on Text fields without a pattern of their own (see eleva.api).
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+NOT_BLANK_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+# has_visible_character as a pattern (Unicode property escapes, as JSON Schema's ECMA-262
+# dialect has them in Unicode mode).
+VISIBLE_PATTERN = r"^[^\u0000]*[\p{L}\p{M}\p{N}\p{P}\p{S}][^\u0000]*$"
+
 
 class Text(ma.fields.String):
     """A string that every layer below can store and encode.
 
     NUL is refused by PostgreSQL and lone surrogates cannot be encoded as UTF-8: both
     would surface as a 500 far from the input that caused it, so they stop here.
-    ``strip`` trims surrounding whitespace before the length and pattern validators run.
+    ``strip`` trims surrounding whitespace (``WHITESPACE``). Length rules count the string
+    as sent, as the spec's ``minLength``/``maxLength`` do; the other rules (patterns,
+    email, choices) see it trimmed, as it is stored. Trimmed to nothing, a string that
+    must have a length is refused.
     """
 
     default_error_messages: ClassVar[dict[str, str]] = {
-        "invalid_chars": "Contains characters that are not allowed."
+        "invalid_chars": "Contains characters that are not allowed.",
+        "blank": "Must not be blank.",
     }
 
     def __init__(self, *, strip: bool = True, **kwargs: Any) -> None:
         self.strip = strip
         super().__init__(**kwargs)
+
+    @property
+    def must_not_be_blank(self) -> bool:
+        return self.strip and any(
+            isinstance(v, ma.validate.Length) and (v.min or v.equal) for v in self.validators
+        )
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -32,7 +56,31 @@ class Text(ma.fields.String):
             text.encode("utf-8")
         except UnicodeEncodeError:
             raise self.make_error("invalid_chars") from None
-        return text.strip() if self.strip else text
+        return text
+
+    def _validate(self, value: Any) -> None:
+        if not self.strip:
+            super()._validate(value)
+            return
+        trimmed = value.strip(WHITESPACE)
+        errors: list[Any] = []
+        lengths = [v for v in self.validators if isinstance(v, ma.validate.Length)]
+        others = [v for v in self.validators if not isinstance(v, ma.validate.Length)]
+        for validators, target in ((lengths, value), (others, trimmed)):
+            try:
+                ma.validate.And(*validators)(target)
+            except ma.ValidationError as error:
+                errors.extend(
+                    error.messages if isinstance(error.messages, list) else [error.messages]
+                )
+        if not trimmed and self.must_not_be_blank:
+            errors.append(self.error_messages["blank"])
+        if errors:
+            raise ma.ValidationError(errors)
+
+    def deserialize(self, value: Any, attr: str | None = None, data: Any = None, **kwargs: Any):
+        output = super().deserialize(value, attr, data, **kwargs)
+        return output.strip(WHITESPACE) if self.strip and isinstance(output, str) else output
 
 
 def has_visible_character(value: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from eleva.fields import StrictBoolean, Text, has_visible_character
+from eleva.fields import VISIBLE_PATTERN, StrictBoolean, Text, has_visible_character
 from eleva.services.subjects import SORT_KEYS
 
 COLOR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
@@ -14,7 +14,7 @@ COLOR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
 class SubjectBaseSchema(ma.Schema):
     name = Text(
         validate=[validate.Length(min=1, max=120), has_visible_character],
-        metadata={"example": "Linear algebra"},
+        metadata={"example": "Linear algebra", "pattern": VISIBLE_PATTERN},
     )
     description = Text(allow_none=True, validate=validate.Length(max=2000))
     color = Text(
@@ -28,7 +28,7 @@ class SubjectCreateSchema(SubjectBaseSchema):
     name = Text(
         required=True,
         validate=[validate.Length(min=1, max=120), has_visible_character],
-        metadata={"example": "Linear algebra"},
+        metadata={"example": "Linear algebra", "pattern": VISIBLE_PATTERN},
     )
 
 

@@ -29,6 +29,10 @@ from eleva.users.schemas import (
 blp = Blueprint("users", __name__, description="Your account and public profiles")
 
 
+# The media types a picture may be (judged by its content, whatever the part says).
+PICTURE_ENCODING = {"file": {"contentType": "image/jpeg, image/png, image/webp, image/gif"}}
+
+
 class PictureUploadSchema(ma.Schema):
     file = Upload(required=True, metadata={"description": "JPEG, PNG, WebP or GIF."})
 
@@ -82,6 +86,7 @@ class MyPicture(MethodView):
     @upload_body_limit
     @limiter.limit(ratelimit.upload_limit, key_func=ratelimit.current_user_id)
     @blp.arguments(PictureUploadSchema, location="files")
+    @blp.doc(requestBody={"content": {"multipart/form-data": {"encoding": PICTURE_ENCODING}}})
     @blp.response(200, PrivateUserSchema)
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
