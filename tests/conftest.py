@@ -134,15 +134,11 @@ def runner(app: Flask):
 # -- auth helper -------------------------------------------------------------------------
 
 
-@dataclass
-class Account:
-    id: int
-    username: str
-    email: str
-    password: str
+class BearerTokens:
+    """Headers for a token pair (``access_token``, ``refresh_token`` attributes)."""
+
     access_token: str
     refresh_token: str
-    body: dict = field(default_factory=dict)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -151,6 +147,17 @@ class Account:
     @property
     def refresh_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.refresh_token}"}
+
+
+@dataclass
+class Account(BearerTokens):
+    id: int
+    username: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+    body: dict = field(default_factory=dict)
 
 
 class AuthActions:

@@ -26,7 +26,7 @@ import psycopg
 import requests
 from sqlalchemy.engine import URL, make_url
 
-from tests.conftest import ON_POSTGRES, PASSWORD, TEST_DATABASE_URL
+from tests.conftest import ON_POSTGRES, PASSWORD, TEST_DATABASE_URL, BearerTokens
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -300,19 +300,11 @@ def start_gunicorn(
 
 
 @dataclass
-class Account:
+class Account(BearerTokens):
     username: str
     email: str
     access_token: str
     refresh_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-    @property
-    def refresh_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.refresh_token}"}
 
 
 @dataclass
