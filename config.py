@@ -170,8 +170,9 @@ class Config:
         if url.startswith("sqlite"):
             return {}
         return {
-            # A connection killed by the server or a failover is noticed before use.
-            "pool_pre_ping": True,
+            # A connection killed by the server or a failover is noticed before use, by
+            # eleva.database's checkout hook: no ping round trip on every request.
+            "pool_pre_ping": False,
             # Under most PaaS idle-connection reapers (often 10–30 min).
             "pool_recycle": 300,
             "pool_timeout": 10,

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event
 
 from config import Config, load_config
 from eleva.api import SECURITY_SCHEMES
+from eleva.database import init_engines
 from eleva.extensions import api, db, jwt, limiter, migrate, storage
 
 __all__ = ["create_app"]
@@ -50,9 +50,7 @@ def register_extensions(app: Flask) -> None:
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
     with app.app_context():
-        for engine in db.engines.values():
-            if engine.dialect.name == "sqlite":
-                event.listen(engine, "connect", _sqlite_on_connect)
+        init_engines(db.engines.values())
     # Batch mode lets the same migration alter tables on SQLite (which has no ALTER).
     migrate.init_app(
         app,
@@ -76,18 +74,6 @@ def register_extensions(app: Flask) -> None:
         **app.config["API_SPEC_OPTIONS"],
     }
     api.init_app(app)
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Cascades need foreign keys on; lower() is made Unicode-aware so that SQLite's
-    # case-insensitive unique indexes and searches behave as PostgreSQL's do.
-    dbapi_connection.create_function(
-        "lower", 1, lambda s: s.lower() if isinstance(s, str) else s, deterministic=True
-    )
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.execute("PRAGMA busy_timeout = 5000")
-    cursor.close()
 
 
 def register_blueprints(app: Flask) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from eleva.api import Api
+from eleva.database import Session
 from eleva.security import JWTManager
 from eleva.storage import Storage
 
@@ -29,7 +30,7 @@ class Base(DeclarativeBase):
 # Objects keep their values after commit: every value is set in Python, and reloading
 # after the commit would race with concurrent writers (a PATCH answering for a row a
 # DELETE removed right after it committed).
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+db = SQLAlchemy(model_class=Base, session_options={"class_": Session, "expire_on_commit": False})
 migrate = Migrate()
 jwt = JWTManager()
 cors = CORS()

@@ -117,8 +117,10 @@ def test_postgres_gets_pool_safety_settings():
     options = ProductionConfig(
         {"DATABASE_URL": "postgres://u@h/d", "SECRET_KEY": STRONG, "JWT_SECRET_KEY": STRONG_JWT}
     ).SQLALCHEMY_ENGINE_OPTIONS
-    assert options["pool_pre_ping"] is True
+    # Liveness is checked at checkout without a round trip (tests/test_database.py).
+    assert options["pool_pre_ping"] is False
     assert options["pool_recycle"] > 0
+    assert options["connect_args"]["tcp_user_timeout"] > 0
     assert "statement_timeout" in options["connect_args"]["options"]
 
 

@@ -1,0 +1,106 @@
+"""Engines and sessions (eleva/database.py): reads without a transaction, writes inside
+one, and dead pooled connections replaced without a ping."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from sqlalchemy import event, select
+
+from eleva.extensions import db
+from eleva.models import User
+from tests.conftest import TEST_DATABASE_URL, assert_error_shape, requires_postgres
+
+ME = "/api/v1/users/me"
+
+
+def _autocommit(dbapi_connection) -> bool:
+    if isinstance(dbapi_connection, psycopg.Connection):
+        return dbapi_connection.autocommit
+    return dbapi_connection.isolation_level is None  # sqlite3's autocommit
+
+
+@pytest.fixture
+def transaction_modes(app):
+    """``with transaction_modes() as modes``: for each statement, whether it ran in autocommit."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def recorder():
+        modes: list[tuple[bool, str]] = []
+
+        def record(conn, _cursor, statement, _params, _context, _many) -> None:
+            modes.append((_autocommit(conn.connection.driver_connection), statement.split()[0]))
+
+        with app.app_context():
+            engine = db.engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield modes
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    return recorder
+
+
+def test_reads_run_without_a_transaction_and_writes_inside_one(client, user, transaction_modes):
+    with transaction_modes() as reads:
+        assert client.get(ME, headers=user.headers).status_code == 200
+        assert client.get("/api/v1/subjects/", headers=user.headers).status_code == 200
+    assert reads and all(autocommit for autocommit, _ in reads), reads
+
+    with transaction_modes() as writes:
+        created = client.post("/api/v1/subjects/", json={"name": "Maths"}, headers=user.headers)
+        assert created.status_code == 201
+        assert client.patch(ME, json={"bio": "hi"}, headers=user.headers).status_code == 200
+    assert any(verb == "INSERT" for _, verb in writes)
+    assert not any(autocommit for autocommit, _ in writes), writes
+
+
+def test_a_write_in_a_read_request_is_refused_and_rolled_back(app, client):
+    @app.get("/_test/write-in-a-get")
+    def write_in_a_get():
+        db.session.add(User(email="x@example.com", username="x", password_hash="x"))
+        db.session.commit()
+        return {}
+
+    assert_error_shape(client.get("/_test/write-in-a-get"), 500)
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.username == "x")) is None
+
+
+# -- PostgreSQL: dead pooled connections ---------------------------------------------------
+
+
+def _app_backends(admin: psycopg.Connection) -> list[int]:
+    rows = admin.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+    ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+@requires_postgres
+def test_a_pooled_connection_the_server_ended_is_replaced_before_use(app, client, user):
+    with app.app_context():
+        engine = db.engine
+    assert engine.pool._pre_ping is False  # the check below is the only guard
+    assert client.get(ME, headers=user.headers).status_code == 200
+    dsn = TEST_DATABASE_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        pooled = _app_backends(admin)
+        assert pooled, "no pooled connection to end: the test would prove nothing"
+        for pid in pooled:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 5
+        while set(_app_backends(admin)) & set(pooled):
+            assert time.monotonic() < deadline, "the server did not end the connections"
+            time.sleep(0.01)
+        # Every pooled connection is dead now; each request must get a live one.
+        for _ in range(3):
+            assert client.get(ME, headers=user.headers).status_code == 200
+            response = client.post("/api/v1/subjects/", json={"name": f"S{_}"}, headers=user.headers)
+            assert response.status_code == 201
+        assert not set(_app_backends(admin)) & set(pooled)
