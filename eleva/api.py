@@ -14,12 +14,11 @@ import json
 from collections.abc import Callable
 from copy import deepcopy
 from functools import cache, wraps
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import flask_smorest
 import marshmallow as ma
 from flask import current_app, request
-from flask_jwt_extended import verify_jwt_in_request
 from flask_smorest import abort
 from flask_smorest import etag as fs_etag
 from flask_smorest import pagination as fs_pagination
@@ -30,6 +29,7 @@ from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import MultiDict
 
 from eleva.fields import NO_NUL_PATTERN, NOT_BLANK_PATTERN, Text
+from eleva.security import authenticate
 
 BEARER_AUTH = "bearerAuth"
 SECURITY_SCHEMES = {
@@ -157,10 +157,16 @@ class Blueprint(flask_smorest.Blueprint):
 
     def login_required(self, func: Callable) -> Callable:
         """Require a valid access token; document the scheme and the 401."""
+        return self._token_required(func, "access")
 
+    def refresh_token_required(self, func: Callable) -> Callable:
+        """Require a valid refresh token (as Bearer); document the scheme and the 401."""
+        return self._token_required(func, "refresh")
+
+    def _token_required(self, func: Callable, kind: Literal["access", "refresh"]) -> Callable:
         @wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            verify_jwt_in_request()
+            authenticate(kind)
             return func(*args, **kwargs)
 
         wrapper._apidoc = deepcopy(getattr(wrapper, "_apidoc", {}))

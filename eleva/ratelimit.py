@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 
 from flask import current_app, request
-from flask_jwt_extended import get_jwt_identity
 from flask_limiter.util import get_remote_address
+
+from eleva.security import current_claims
 
 
 def _digest(value: str) -> str:
@@ -33,7 +34,7 @@ def bearer_token() -> str:
 
 
 def current_user_id() -> str:
-    return f"user:{get_jwt_identity()}"
+    return f"user:{current_claims()['sub']}"
 
 
 def login_limit() -> str:

@@ -16,22 +16,33 @@ import base64
 import gzip
 import hashlib
 import hmac
+import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import bcrypt
 import flask_jwt_extended
-from flask import Response, current_app
-from flask_jwt_extended import create_access_token, create_refresh_token
+from flask import Response, current_app, g, request
+from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from flask_jwt_extended.config import config as jwt_config
+from flask_jwt_extended.exceptions import (
+    InvalidHeaderError,
+    NoAuthorizationError,
+    UserLookupError,
+    WrongTokenError,
+)
 from flask_jwt_extended.tokens import _decode_jwt
 from jwt import ExpiredSignatureError, get_unverified_header
 
 from eleva.errors import error_response
+
+if TYPE_CHECKING:
+    from eleva.models import User
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
@@ -105,15 +116,19 @@ def password_problems(password: str, *, username: str | None, email: str | None)
 
 
 class JWTManager(flask_jwt_extended.JWTManager):
-    """flask-jwt-extended, decoding each token once instead of twice more.
+    """flask-jwt-extended, verifying each token once per worker instead of three times
+    per request.
 
     The stock manager decodes a token's claims and header unverified (so that a key
     callback may choose the key) before the verified decode, and reads a dozen settings
-    through ``current_app`` each time. Eléva has one HS256 key: one verified decode with
-    settings read once per app. PyJWT alone takes ~65 µs per decode of our tokens here
-    (its per-character base64url checks), so this saves ~100 µs per authenticated
-    request. Same checks, same errors: tests/test_auth.py covers every token failure.
-    Relies on flask-jwt-extended's private ``_decode_jwt``: pinned in requirements.txt.
+    through ``current_app`` each time. Eléva has one HS256 key: one verified decode, with
+    the settings read once per app. PyJWT takes ~60 µs per decode here (its
+    per-character base64url checks), and a client presents the same access token on
+    every request for up to 30 minutes, so the claims of a verified token are kept
+    (``VerifiedTokens``) and a later request with the very same token string only has its
+    expiry checked again. Same checks, same errors: tests/test_auth.py covers every
+    token failure. Relies on flask-jwt-extended's private ``_decode_jwt``: pinned in
+    requirements.txt.
     """
 
     def _decode_jwt_from_config(
@@ -121,24 +136,75 @@ class JWTManager(flask_jwt_extended.JWTManager):
     ) -> dict:
         settings = current_app.extensions.get("eleva.jwt_decode")
         if settings is None:
-            settings = current_app.extensions["eleva.jwt_decode"] = {
-                "algorithms": jwt_config.decode_algorithms,
-                "audience": jwt_config.decode_audience,
-                "identity_claim_key": jwt_config.identity_claim_key,
-                "issuer": jwt_config.decode_issuer,
-                "leeway": jwt_config.leeway,
-                "secret": jwt_config.decode_key,
-                "verify_aud": jwt_config.decode_audience is not None,
-                "verify_sub": jwt_config.verify_sub,
-            }
-        kwargs = {**settings, "csrf_value": csrf_value, "encoded_token": encoded_token}
+            settings = current_app.extensions["eleva.jwt_decode"] = _decode_settings()
+        verified: VerifiedTokens = settings["verified"]
+        if not allow_expired and csrf_value is None:
+            claims = verified.get(encoded_token)
+            if claims is not None:
+                return claims
+        kwargs = {**settings["kwargs"], "csrf_value": csrf_value, "encoded_token": encoded_token}
         try:
-            return _decode_jwt(**kwargs, allow_expired=allow_expired)
+            claims = _decode_jwt(**kwargs, allow_expired=allow_expired)
         except ExpiredSignatureError as exc:
             # The expired-token loader is given the header and claims, as upstream does.
             exc.jwt_header = get_unverified_header(encoded_token)  # type: ignore[attr-defined]
             exc.jwt_data = _decode_jwt(**kwargs, allow_expired=True)  # type: ignore[attr-defined]
             raise
+        if not allow_expired:
+            verified.put(encoded_token, claims)
+        return claims
+
+
+def _decode_settings() -> dict[str, Any]:
+    return {
+        "kwargs": {
+            "algorithms": jwt_config.decode_algorithms,
+            "audience": jwt_config.decode_audience,
+            "identity_claim_key": jwt_config.identity_claim_key,
+            "issuer": jwt_config.decode_issuer,
+            "leeway": jwt_config.leeway,
+            "secret": jwt_config.decode_key,
+            "verify_aud": jwt_config.decode_audience is not None,
+            "verify_sub": jwt_config.verify_sub,
+        },
+        "verified": VerifiedTokens(leeway=jwt_config.leeway),
+    }
+
+
+class VerifiedTokens:
+    """Claims of tokens whose signature and claims were verified, by exact token string.
+
+    A hit is only returned while the token is unexpired (PyJWT's own rule, leeway
+    included); its signature, ``nbf`` and ``iat`` cannot change. Revocation is not
+    cached: it is the database's answer on every request. Bounded: the oldest entry goes
+    first when full (~1 KB each).
+    """
+
+    def __init__(self, *, leeway: float, maxsize: int = 4096) -> None:
+        self._claims: dict[str, dict] = {}
+        self._leeway = leeway
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> dict | None:
+        claims = self._claims.get(token)
+        if claims is None:
+            return None
+        if claims["exp"] <= time.time() - self._leeway:
+            self._claims.pop(token, None)
+            return None
+        return dict(claims)  # a copy: the caller may keep or change its claims
+
+    def put(self, token: str, claims: dict) -> None:
+        if not isinstance(claims.get("exp"), int | float):
+            return
+        with self._lock:
+            while len(self._claims) >= self._maxsize:
+                del self._claims[next(iter(self._claims))]
+            self._claims[token] = dict(claims)
+
+    def __len__(self) -> int:
+        return len(self._claims)
 
 
 @dataclass(frozen=True)
@@ -168,18 +234,73 @@ def issue_tokens(
     return TokenPair(access, refresh, int(access_ttl.total_seconds()))
 
 
+# -- the caller of a request -------------------------------------------------------------
+
+ACCESS_REQUIRED = "Only non-refresh tokens are allowed"  # flask-jwt-extended's reasons
+REFRESH_REQUIRED = "Only refresh tokens are allowed"
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: User
+    claims: dict[str, Any]
+
+
+def authenticate(kind: Literal["access", "refresh"] = "access") -> Caller:
+    """Check the request's bearer token and load the user it speaks for.
+
+    flask-jwt-extended's ``verify_jwt_in_request``, narrowed to Eléva's one case (a
+    bearer token in the Authorization header) so that the token is decoded once: the
+    stock path decodes its header a second time, unverified. Every failure raises
+    flask-jwt-extended's or PyJWT's exception, which its error handlers pass to the
+    loaders below: a 401 in the error shape.
+    """
+    from eleva.services import auth as auth_service  # services import this module
+
+    claims = decode_token(_bearer_token())
+    if claims.get("type") != kind:
+        raise WrongTokenError(ACCESS_REQUIRED if kind == "access" else REFRESH_REQUIRED)
+    # One query: the user, through a live session of theirs (the revocation check).
+    user = auth_service.authenticated_user(claims)
+    if user is None:
+        raise UserLookupError("no live session or active user for the token", {}, claims)
+    g.eleva_caller = caller = Caller(user, claims)
+    return caller
+
+
+def _bearer_token() -> str:
+    header = request.headers.get("Authorization", "").strip()
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":  # RFC 9110: the scheme is case-insensitive
+        raise NoAuthorizationError("no bearer token")
+    token = token.strip()
+    if not token or " " in token:
+        raise InvalidHeaderError("expected 'Authorization: Bearer <token>'")
+    return token
+
+
+def current_caller() -> Caller:
+    """Who made this request; only inside a view that requires a token."""
+    caller = g.get("eleva_caller")
+    if caller is None:
+        raise RuntimeError("current_caller() outside an authenticated request")
+    return caller
+
+
+def current_user() -> User:
+    return current_caller().user
+
+
+def current_claims() -> dict[str, Any]:
+    return current_caller().claims
+
+
 def _token_error(message: str) -> Response:
     return error_response(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
 def register_jwt_callbacks(jwt: JWTManager) -> None:
     """Make every token problem a 401 in the error shape (defaults: 401/422 with "msg")."""
-    from eleva.services import auth as auth_service  # services import this module
-
-    @jwt.user_lookup_loader
-    def load_user(_header: dict, claims: dict) -> Any:
-        # One query: the user, through a live session of theirs. None → 401.
-        return auth_service.authenticated_user(claims)
 
     @jwt.user_lookup_error_loader
     def session_ended(_header: dict, _claims: dict) -> Response:
@@ -192,9 +313,9 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
     @jwt.invalid_token_loader
     def invalid_token(reason: str) -> Response:
         # Wrong-type errors reach this loader too; their reason is worth passing on.
-        if reason == "Only non-refresh tokens are allowed":
+        if reason == ACCESS_REQUIRED:
             return _token_error("An access token is required, not a refresh token.")
-        if reason == "Only refresh tokens are allowed":
+        if reason == REFRESH_REQUIRED:
             return _token_error("A refresh token is required, not an access token.")
         return _token_error("Invalid token.")
 

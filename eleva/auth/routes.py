@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_jwt_extended import get_jwt, jwt_required
 
 from eleva import ratelimit
-from eleva.api import BEARER_AUTH, Blueprint
+from eleva.api import Blueprint
 from eleva.auth.schemas import LoginSchema, LogoutSchema, TokenPairSchema
 from eleva.extensions import limiter
+from eleva.security import current_claims
 from eleva.services import auth
 from eleva.users.schemas import PrivateUserSchema, UserCreateSchema
 
@@ -53,18 +53,16 @@ class Login(MethodView):
 class Refresh(MethodView):
     # Counted before the token is checked: every attempt with one token costs.
     @limiter.limit(ratelimit.refresh_limit, key_func=ratelimit.bearer_token)
-    @jwt_required(refresh=True)
+    @blp.refresh_token_required
     @blp.response(200, TokenPairSchema)
-    @blp.alt_response(401, response="UNAUTHORIZED")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
-    @blp.doc(security=[{BEARER_AUTH: []}])
     def post(self):
         """Trade the refresh token (as Bearer) for a new access and refresh token.
 
         Each refresh token works once. Presenting one that was already used ends the
         whole login session: every token descended from that login stops working.
         """
-        return auth.rotate(get_jwt())
+        return auth.rotate(current_claims())
 
 
 @blp.route("/logout")
@@ -78,4 +76,4 @@ class Logout(MethodView):
         Other sessions of the user are untouched. ``refresh_token``, if given and the
         caller's, ends the session it belongs to as well.
         """
-        auth.logout(get_jwt(), data.get("refresh_token"))
+        auth.logout(current_claims(), data.get("refresh_token"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import url_for
 from flask.views import MethodView
-from flask_jwt_extended import get_current_user
 
 from eleva.api import Blueprint
+from eleva.security import current_user
 from eleva.services import subjects
 from eleva.subjects.schemas import (
     SubjectCreateSchema,
@@ -30,7 +30,7 @@ class Subjects(MethodView):
     def get(self, query, pagination_parameters):
         """List your subjects: filter, search, sort, paginate (X-Pagination header)."""
         result = subjects.list_subjects(
-            get_current_user().id,
+            current_user().id,
             **query,
             page=pagination_parameters.page,
             page_size=pagination_parameters.page_size,
@@ -44,7 +44,7 @@ class Subjects(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     def post(self, data):
         """Create a subject. Its name must be new among yours (any case), else 409."""
-        subject = subjects.create_subject(get_current_user().id, data)
+        subject = subjects.create_subject(current_user().id, data)
         return subject, {"Location": url_for("subjects.SubjectById", subject_id=subject.id)}
 
 
@@ -56,7 +56,7 @@ class SubjectById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, subject_id):
         """One of your subjects, with its ETag (If-None-Match → 304)."""
-        return subjects.get_subject(get_current_user().id, subject_id)
+        return subjects.get_subject(current_user().id, subject_id)
 
     @blp.login_required
     @blp.etag
@@ -69,7 +69,7 @@ class SubjectById(MethodView):
 
         If-Match is optional; when sent, it must be the current ETag (else 412).
         """
-        subject = subjects.get_subject(get_current_user().id, subject_id, for_update=True)
+        subject = subjects.get_subject(current_user().id, subject_id, for_update=True)
         blp.check_etag(subject, SubjectSchema)
         return subjects.update_subject(subject, changes)
 
@@ -79,6 +79,6 @@ class SubjectById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def delete(self, subject_id):
         """Delete a subject for good. If-Match is optional (412 when stale)."""
-        subject = subjects.get_subject(get_current_user().id, subject_id, for_update=True)
+        subject = subjects.get_subject(current_user().id, subject_id, for_update=True)
         blp.check_etag(subject, SubjectSchema)
         subjects.delete_subject(subject)

@@ -1,8 +1,7 @@
 """/api/v1/users — the caller's own account, and other users' public profiles.
 
-There is deliberately no route that lists users. Views use ``get_current_user()``, the
-user object itself: flask-jwt-extended's ``current_user`` proxy would be resolved again
-on every attribute the serialiser reads.
+There is deliberately no route that lists users. Views use ``current_user()``: the
+user the request's token was checked against (``eleva.security.authenticate``).
 """
 
 from __future__ import annotations
@@ -10,13 +9,13 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import current_app
 from flask.views import MethodView
-from flask_jwt_extended import get_current_user, get_jwt
 from flask_smorest.fields import Upload
 
 from eleva import ratelimit
 from eleva.api import Blueprint, upload_body_limit
 from eleva.errors import PayloadTooLarge
 from eleva.extensions import limiter
+from eleva.security import current_claims, current_user
 from eleva.services import auth, pictures, users
 from eleva.users.schemas import (
     PasswordChangeSchema,
@@ -43,7 +42,7 @@ class Me(MethodView):
     @blp.response(200, PrivateUserSchema)
     def get(self):
         """Your own profile (private view)."""
-        return get_current_user()
+        return current_user()
 
     @blp.login_required
     @blp.arguments(UserUpdateSchema)
@@ -54,14 +53,14 @@ class Me(MethodView):
 
         Your session keeps working after a change of email or username.
         """
-        return users.update_profile(get_current_user(), changes)
+        return users.update_profile(current_user(), changes)
 
     @blp.login_required
     @blp.arguments(PasswordConfirmSchema)
     @blp.response(204)
     def delete(self, data):
         """Deactivate your account (data kept); every session ends. Needs your password."""
-        users.deactivate(get_current_user(), password=data["password"])
+        users.deactivate(current_user(), password=data["password"])
 
 
 @blp.route("/me/password")
@@ -76,7 +75,7 @@ class MyPassword(MethodView):
         error (``current_password`` / ``new_password``).
         """
         users.change_password(
-            get_current_user(), **data, session_id=auth.current_session_id(get_jwt())
+            current_user(), **data, session_id=auth.current_session_id(current_claims())
         )
 
 
@@ -98,13 +97,13 @@ class MyPicture(MethodView):
         Judged by content: JPEG, PNG, WebP or GIF. Stored as a JPEG fitted within
         500×500, EXIF orientation applied and all metadata removed.
         """
-        return pictures.set_picture(get_current_user(), _read_upload(files["file"]))
+        return pictures.set_picture(current_user(), _read_upload(files["file"]))
 
     @blp.login_required
     @blp.response(204)
     def delete(self):
         """Remove your profile picture."""
-        pictures.remove_picture(get_current_user())
+        pictures.remove_picture(current_user())
 
 
 def _read_upload(file) -> bytes:
@@ -122,4 +121,4 @@ class Profile(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, username):
         """A user's public profile. 404 if unknown, deactivated, or private (unless yours)."""
-        return users.public_profile(username, viewer=get_current_user())
+        return users.public_profile(username, viewer=current_user())
