@@ -329,6 +329,75 @@ def test_every_token_problem_is_401_in_the_error_shape(app, client, user, case):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+def test_a_verified_token_stops_working_when_it_expires(app, client, user, monkeypatch):
+    """Verified claims are kept per token (eleva.security.VerifiedTokens); expiry is
+    checked again on every use."""
+    sid = decode(app, user.access_token)["sid"]
+    token = forge(app, _claims(app, user.id, sid, exp=int(time.time()) + 60))
+    assert client.get(ME, headers=bearer(token)).status_code == 200
+    assert client.get(ME, headers=bearer(token)).status_code == 200  # from the cache
+    later = time.time() + 61 + app.config["JWT_DECODE_LEEWAY"]
+    monkeypatch.setattr("eleva.security.time.time", lambda: later)
+    monkeypatch.setattr("jwt.api_jwt.datetime", _FrozenDatetime(later))
+    body = assert_error_shape(client.get(ME, headers=bearer(token)), 401)
+    assert "expired" in body["message"]
+
+
+class _FrozenDatetime:
+    """Stands in for the datetime class in PyJWT, whose "now" it fixes."""
+
+    def __init__(self, timestamp: float) -> None:
+        self._now = datetime.fromtimestamp(timestamp, UTC)
+
+    def now(self, tz=None):
+        return self._now
+
+    def __getattr__(self, name):
+        return getattr(datetime, name)
+
+
+def test_a_verified_token_still_needs_a_live_session(app, client, user):
+    assert client.get(ME, headers=user.headers).status_code == 200  # verified, kept
+    assert client.post(LOGOUT, headers=user.headers).status_code == 204
+    assert_error_shape(client.get(ME, headers=user.headers), 401)
+
+
+def test_verified_tokens_are_bounded():
+    from eleva.security import VerifiedTokens
+
+    kept = VerifiedTokens(leeway=0, maxsize=3)
+    exp = int(time.time()) + 60
+    for i in range(5):
+        kept.put(f"token-{i}", {"sub": str(i), "exp": exp})
+    assert len(kept) == 3
+    assert kept.get("token-0") is None and kept.get("token-1") is None
+    assert kept.get("token-4") == {"sub": "4", "exp": exp}
+    kept.get("token-4")["sub"] = "changed"  # callers get copies
+    assert kept.get("token-4")["sub"] == "4"
+    kept.put("no-expiry", {"sub": "9"})
+    assert kept.get("no-expiry") is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["bearer {token}", "BEARER {token}", "  Bearer   {token}  "],
+)
+def test_the_bearer_scheme_is_case_insensitive(client, user, header):
+    headers = {"Authorization": header.format(token=user.access_token)}
+    assert client.get(ME, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer", "Bearer ", "Bearer a b", "Token {token}", "{token}", "Bearer{token}"],
+)
+def test_a_malformed_authorization_header_is_401(client, user, header):
+    headers = {"Authorization": header.format(token=user.access_token)}
+    response = client.get(ME, headers=headers)
+    assert_error_shape(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
 def _alg_none(claims: dict) -> str:
     import base64
     import json
