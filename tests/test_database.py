@@ -99,8 +99,10 @@ def test_a_pooled_connection_the_server_ended_is_replaced_before_use(app, client
             assert time.monotonic() < deadline, "the server did not end the connections"
             time.sleep(0.01)
         # Every pooled connection is dead now; each request must get a live one.
-        for _ in range(3):
+        for i in range(3):
             assert client.get(ME, headers=user.headers).status_code == 200
-            response = client.post("/api/v1/subjects/", json={"name": f"S{_}"}, headers=user.headers)
+            response = client.post(
+                "/api/v1/subjects/", json={"name": f"S{i}"}, headers=user.headers
+            )
             assert response.status_code == 201
         assert not set(_app_backends(admin)) & set(pooled)
