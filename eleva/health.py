@@ -10,11 +10,12 @@ from sqlalchemy import text
 from eleva.api import Blueprint
 from eleva.errors import ServiceUnavailable
 from eleva.extensions import db
+from eleva.schemas import ResponseSchema
 
 blp = Blueprint("health", __name__, url_prefix="/health", description="Service health")
 
 
-class StatusSchema(ma.Schema):
+class StatusSchema(ResponseSchema):
     status = ma.fields.String(required=True, metadata={"example": "ok"})
 
 

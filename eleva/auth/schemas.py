@@ -6,6 +6,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from eleva.fields import Text
+from eleva.schemas import ResponseSchema
 
 
 class LoginSchema(ma.Schema):
@@ -27,7 +28,7 @@ class LogoutSchema(ma.Schema):
     )
 
 
-class TokenPairSchema(ma.Schema):
+class TokenPairSchema(ResponseSchema):
     access_token = ma.fields.String(required=True)
     refresh_token = ma.fields.String(required=True)
     token_type = ma.fields.String(required=True, metadata={"enum": ["Bearer"]})

@@ -6,6 +6,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from eleva.fields import VISIBLE_PATTERN, StrictBoolean, Text, has_visible_character
+from eleva.schemas import ResponseSchema
 from eleva.services.subjects import SORT_KEYS
 
 COLOR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
@@ -36,7 +37,7 @@ class SubjectUpdateSchema(SubjectBaseSchema):
     is_archived = StrictBoolean()
 
 
-class SubjectSchema(ma.Schema):
+class SubjectSchema(ResponseSchema):
     id = ma.fields.Integer(required=True)
     name = ma.fields.String(required=True)
     description = ma.fields.String(required=True, allow_none=True)

@@ -15,6 +15,7 @@ from marshmallow import validate
 from eleva.extensions import storage
 from eleva.fields import StrictBoolean, Text
 from eleva.models import PROFILE_VISIBILITIES, User
+from eleva.schemas import ResponseSchema
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,30}$"
 # "me" names the caller's own profile in /users/me.
@@ -97,7 +98,7 @@ class PasswordConfirmSchema(ma.Schema):
     password = Text(strip=False, required=True, load_only=True)
 
 
-class PrivacyViewSchema(ma.Schema):
+class PrivacyViewSchema(ResponseSchema):
     profile_visibility = ma.fields.String(
         required=True, validate=validate.OneOf(PROFILE_VISIBILITIES)
     )
@@ -108,7 +109,7 @@ def picture_url(user: User) -> str | None:
     return storage.url(user.picture_key) if user.picture_key else None
 
 
-class PrivateUserSchema(ma.Schema):
+class PrivateUserSchema(ResponseSchema):
     """The owner's own view."""
 
     id = ma.fields.Integer(required=True)
@@ -125,7 +126,7 @@ class PrivateUserSchema(ma.Schema):
     updated_at = ma.fields.AwareDateTime(required=True)
 
 
-class PublicUserSchema(ma.Schema):
+class PublicUserSchema(ResponseSchema):
     """What anyone signed in may see of a public profile."""
 
     username = ma.fields.String(required=True)
