@@ -108,10 +108,13 @@ class StatementCounter:
     def __post_init__(self) -> None:
         from sqlalchemy import event
 
+        from eleva.services.db import DIRECT_STATEMENT_LISTENERS
+
         event.listen(self.engine, "before_cursor_execute", self._statement)
         event.listen(self.engine, "commit", self._commit)
         event.listen(self.engine, "rollback", self._rollback)
         event.listen(self.engine.pool, "checkout", self._checkout)
+        DIRECT_STATEMENT_LISTENERS.append(self._direct)
 
     def close(self) -> None:
         from sqlalchemy import event
@@ -120,12 +123,18 @@ class StatementCounter:
         event.remove(self.engine, "commit", self._commit)
         event.remove(self.engine, "rollback", self._rollback)
         event.remove(self.engine.pool, "checkout", self._checkout)
+        from eleva.services.db import DIRECT_STATEMENT_LISTENERS
+
+        DIRECT_STATEMENT_LISTENERS.remove(self._direct)
 
     def reset(self) -> None:
         self.statements.clear()
         self.checkouts = self.commits = self.rollbacks = 0
 
     def _statement(self, _conn, _cursor, statement, parameters, _context, _many) -> None:
+        self.statements.append((statement, parameters))
+
+    def _direct(self, _connection, statement, parameters) -> None:
         self.statements.append((statement, parameters))
 
     def _commit(self, _conn) -> None:

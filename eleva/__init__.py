@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from inspect import iscoroutinefunction
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,32 @@ from eleva.extensions import api, db, jwt, limiter, migrate, storage
 __all__ = ["create_app"]
 
 
+class App(Flask):
+    """Flask, asking once per view or hook function whether it is a coroutine.
+
+    Flask's ``ensure_sync`` inspects every hook and view function on every request
+    (``inspect.iscoroutinefunction``, ~10 calls a request here); Eléva has no async
+    views, and a function's nature does not change, so the answer is kept.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._coroutine_functions: dict[Any, bool] = {}
+
+    def ensure_sync(self, func: Any) -> Any:
+        # A bound method is made anew per call (MethodView): key on its function.
+        key = getattr(func, "__func__", func)
+        is_coroutine = self._coroutine_functions.get(key)
+        if is_coroutine is None:
+            is_coroutine = self._coroutine_functions[key] = iscoroutinefunction(func)
+        return self.async_to_sync(func) if is_coroutine else func
+
+
 def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from ``config`` (default: the class ``ELEVA_ENV`` names)."""
     config = config or load_config()
     config.validate()
-    app = Flask(__name__, static_folder=None)
+    app = App(__name__, static_folder=None)
     app.config.from_object(config)
     app.config.update(overrides or {})
 
@@ -51,6 +73,9 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         init_engines(db.engines.values())
+    from eleva.services.db import close_read_connections
+
+    app.teardown_appcontext(close_read_connections)
     # Batch mode lets the same migration alter tables on SQLite (which has no ALTER).
     migrate.init_app(
         app,

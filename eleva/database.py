@@ -73,7 +73,7 @@ def init_engines(engines: Any) -> None:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_on_connect)
         elif engine.dialect.name == "postgresql":
-            event.listen(engine, "checkout", _check_postgres_alive)
+            event.listen(engine, "checkout", check_postgres_alive)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -88,7 +88,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _check_postgres_alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+def check_postgres_alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """Refuse a pooled psycopg connection the server has ended (see the module doc)."""
     pgconn = dbapi_connection.pgconn
     if dbapi_connection.closed or pgconn.status != pq.ConnStatus.OK:

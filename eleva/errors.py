@@ -12,6 +12,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, jsonify
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
@@ -131,7 +132,7 @@ def _handle_http_exception(error: HTTPException) -> Response:
     return error_response(code, message, errors=errors, headers=headers)
 
 
-def _handle_database_unavailable(error: sa_exc.SQLAlchemyError) -> Response:
+def _handle_database_unavailable(error: Exception) -> Response:
     # Connection refused, server gone, pool exhausted: the client may retry later.
     log.error("database unavailable: %s", type(error).__name__, exc_info=error)
     return error_response(
@@ -167,6 +168,13 @@ def register_error_handlers(app: Flask) -> None:
     """Register after the flask-smorest Api so ours replace its HTTPException handler."""
     app.register_error_handler(AppError, _handle_app_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
-    for exc in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+    # psycopg's own: hot reads run on the driver (eleva.services.db.HotSelect).
+    for exc in (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.TimeoutError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+    ):
         app.register_error_handler(exc, _handle_database_unavailable)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -22,6 +22,7 @@ from sqlalchemy import event, text
 from config import TestingConfig
 from eleva import create_app
 from eleva.extensions import db
+from eleva.services.db import DIRECT_STATEMENT_LISTENERS
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith(("postgres", "postgresql"))
@@ -232,13 +233,18 @@ def count_queries(app: Flask):
         def record(_conn, _cursor, statement, _params, _context, _many) -> None:
             statements.append(statement)
 
+        def record_direct(_connection: Any, statement: str, _params: Any) -> None:
+            statements.append(statement)
+
         with app.app_context():
             engine = db.engine
         event.listen(engine, "before_cursor_execute", record)
+        DIRECT_STATEMENT_LISTENERS.append(record_direct)
         try:
             yield statements
         finally:
             event.remove(engine, "before_cursor_execute", record)
+            DIRECT_STATEMENT_LISTENERS.remove(record_direct)
 
     return counter
 

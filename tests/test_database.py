@@ -11,6 +11,7 @@ from sqlalchemy import event, select
 
 from eleva.extensions import db
 from eleva.models import User
+from eleva.services.db import DIRECT_STATEMENT_LISTENERS
 from tests.conftest import TEST_DATABASE_URL, assert_error_shape, requires_postgres
 
 ME = "/api/v1/users/me"
@@ -34,13 +35,18 @@ def transaction_modes(app):
         def record(conn, _cursor, statement, _params, _context, _many) -> None:
             modes.append((_autocommit(conn.connection.driver_connection), statement.split()[0]))
 
+        def record_direct(driver_connection, statement, _params) -> None:
+            modes.append((_autocommit(driver_connection), statement.split()[0]))
+
         with app.app_context():
             engine = db.engine
         event.listen(engine, "before_cursor_execute", record)
+        DIRECT_STATEMENT_LISTENERS.append(record_direct)
         try:
             yield modes
         finally:
             event.remove(engine, "before_cursor_execute", record)
+            DIRECT_STATEMENT_LISTENERS.remove(record_direct)
 
     return recorder
 

@@ -4,14 +4,16 @@ exist as far as the caller can tell (404, never 403)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from functools import cache
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 
 from eleva.errors import NotFound
 from eleva.extensions import db
-from eleva.models import Subject, User, utcnow
-from eleva.services.db import commit_unique
+from eleva.models import Subject, utcnow
+from eleva.services.db import HotSelect, commit_unique
 
 SUBJECT_UNIQUE_FIELDS = {"uq_subjects_owner_name_lower": ("name", "subject name")}
 
@@ -25,14 +27,34 @@ SORT_COLUMNS = {
 SORT_KEYS = tuple(k for key in SORT_COLUMNS for k in (key, f"-{key}"))
 
 
+class SubjectCounts(Protocol):
+    """The owner's counters (kept by database triggers), as the caller was loaded."""
+
+    id: int
+    subjects_active: int
+    subjects_archived: int
+
+
+class SubjectRow(NamedTuple):
+    """A list item: the columns SubjectSchema shows, read without the ORM."""
+
+    id: int
+    name: str
+    description: str | None
+    color: str | None
+    is_archived: bool
+    created_at: datetime
+    updated_at: datetime
+
+
 @dataclass(frozen=True)
 class SubjectPage:
-    items: list[Subject]
+    items: list[SubjectRow]
     total: int
 
 
 def list_subjects(
-    owner_id: int,
+    owner: SubjectCounts,
     *,
     archived: str = "false",
     q: str | None = None,
@@ -40,38 +62,65 @@ def list_subjects(
     page: int = 1,
     page_size: int = 20,
 ) -> SubjectPage:
-    """One page of the owner's subjects and the total: two queries, whatever the size."""
-    query = select(Subject).where(Subject.owner_id == owner_id)
-    if archived != "all":
-        query = query.where(Subject.is_archived.is_(archived == "true"))
+    """One page of the owner's subjects and the total, whatever the number of subjects.
+
+    Without a search the total is the owner's counters, read with the caller by the
+    authentication query: one statement (the page). A search counts its matches: two.
+    """
+    params: dict[str, Any] = {"owner_id": owner.id}
     if q:
-        term = q.lower()
-        query = query.where(
-            func.lower(Subject.name).contains(term, autoescape=True)
-            | func.lower(Subject.description).contains(term, autoescape=True)
-        )
-    total = db.session.scalar(_count(owner_id, archived, query, searching=bool(q)))
+        params["term"] = _like_escaped(q.lower())
+        total = _match_count(archived).scalar(**params)
+    else:
+        total = {
+            "false": owner.subjects_active,
+            "true": owner.subjects_archived,
+            "all": owner.subjects_active + owner.subjects_archived,
+        }[archived]
     # Past the last page the answer is empty; clamping keeps OFFSET within the
     # database's integer range whatever page number was asked for.
     offset = min((page - 1) * page_size, total)
-    items = db.session.scalars(_ordered(query, sort).offset(offset).limit(page_size)).all()
-    return SubjectPage(list(items), total)
+    items = _page(archived, sort, bool(q)).all(**params, offset=offset, limit=page_size)
+    return SubjectPage(items, total)
 
 
-def _count(owner_id: int, archived: str, query: Select, *, searching: bool) -> Select:
-    """The statement giving the list's total.
-
-    Without a search it reads the owner's counters (kept by triggers): one row, however
-    many subjects. A search has to count its matches.
-    """
+def _filtered(query: Select, archived: str, searching: bool) -> Select:
+    query = query.where(Subject.owner_id == bindparam("owner_id"))
+    if archived != "all":
+        query = query.where(Subject.is_archived.is_(archived == "true"))
     if searching:
-        return query.with_only_columns(func.count(Subject.id))
-    column = {
-        "false": User.subjects_active,
-        "true": User.subjects_archived,
-        "all": User.subjects_active + User.subjects_archived,
-    }[archived]
-    return select(column).where(User.id == owner_id)
+        term = bindparam("term")
+        query = query.where(
+            func.lower(Subject.name).contains(term, escape=LIKE_ESCAPE)
+            | func.lower(Subject.description).contains(term, escape=LIKE_ESCAPE)
+        )
+    return query
+
+
+# One statement per shape of list, built on first use (a select() costs more to build
+# than to run).
+@cache
+def _page(archived: str, sort: str, searching: bool) -> HotSelect[SubjectRow]:
+    query = _filtered(
+        select(*(Subject.__table__.c[f] for f in SubjectRow._fields)), archived, searching
+    )
+    query = _ordered(query, sort).offset(bindparam("offset")).limit(bindparam("limit"))
+    return HotSelect(query, SubjectRow)
+
+
+@cache
+def _match_count(archived: str) -> HotSelect[int]:
+    return HotSelect(_filtered(select(func.count()).select_from(Subject), archived, True), int)
+
+
+LIKE_ESCAPE = "/"
+
+
+def _like_escaped(term: str) -> str:
+    """``term`` matched literally by LIKE: its wildcards and the escape character escaped."""
+    for char in (LIKE_ESCAPE, "%", "_"):
+        term = term.replace(char, LIKE_ESCAPE + char)
+    return term
 
 
 def _ordered(query: Select, sort: str) -> Select:

@@ -30,7 +30,7 @@ class Subjects(MethodView):
     def get(self, query, pagination_parameters):
         """List your subjects: filter, search, sort, paginate (X-Pagination header)."""
         result = subjects.list_subjects(
-            current_user().id,
+            current_user(),
             **query,
             page=pagination_parameters.page,
             page_size=pagination_parameters.page_size,
