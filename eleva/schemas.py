@@ -7,8 +7,8 @@ plain fields Eléva's responses are made of (Integer, String, Boolean, ISO DateT
 each of those steps is a ``getattr`` and a conversion with no choice left to make, so
 ``ResponseSchema`` works out that plan once per schema instance and then runs it:
 one ``getattr`` and one conversion per value. Every other field (Function, Method,
-Nested…) still goes through its own ``serialize``; a schema with dump hooks, an object
-that is a mapping, or an attribute that is missing takes marshmallow's own path.
+Nested…) still goes through its own ``serialize``; a schema with dump hooks, or an
+object without one of the attributes (or keys), takes marshmallow's own path.
 
 tests/test_schemas.py checks that both paths give the same output, field type by field
 type and for every response schema of the app.
@@ -89,8 +89,7 @@ class ResponseSchema(ma.Schema):
         return plan
 
     def _dump_one(self, plan: Plan, obj: Any) -> Any:
-        if isinstance(obj, Mapping):
-            return super().dump(obj, many=False)
+        mapping = isinstance(obj, Mapping)
         result = {}
         for key, attribute, convert, field in plan:
             if convert is None:
@@ -98,7 +97,10 @@ class ResponseSchema(ma.Schema):
                 if value is ma.missing:
                     continue
             else:
-                value = getattr(obj, attribute, _ABSENT)
+                if mapping:
+                    value = obj[attribute] if attribute in obj else _ABSENT
+                else:
+                    value = getattr(obj, attribute, _ABSENT)
                 if value is _ABSENT:  # marshmallow's rules for missing values apply
                     return super().dump(obj, many=False)
                 if value is not None:

@@ -576,3 +576,19 @@ def test_timestamps_serialise_as_iso8601_with_offset(client, user):
     created = user.body["created_at"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", created), created
     assert json.loads(json.dumps(user.body))["updated_at"].endswith("+00:00")
+
+
+def test_pagination_metadata_is_smorests():
+    """Blueprint._make_pagination_metadata skips smorest's per-request schema only."""
+    import flask_smorest
+
+    from eleva.api import Blueprint
+
+    for item_count in (0, 1, 19, 20, 21, 100, 101):
+        for page_size in (1, 20, 100):
+            for page in (1, 2, 5, 6, 10**6):
+                ours = Blueprint._make_pagination_metadata(page, page_size, item_count)
+                theirs = flask_smorest.Blueprint._make_pagination_metadata(
+                    page, page_size, item_count
+                )
+                assert ours == theirs, (page, page_size, item_count)

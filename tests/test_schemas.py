@@ -64,9 +64,10 @@ def test_many_and_mappings_and_missing_attributes_match_marshmallow():
     )
     partial = SimpleNamespace(number=1)  # marshmallow leaves absent attributes out
     mapping = {"number": 4, "text": "m", "source": "x"}
-    for obj in (partial, mapping):
+    full_mapping = {**vars(full), "flag": "yes", "number": True}
+    for obj in (partial, mapping, full_mapping):
         assert fast_dump(schema, obj) == marshmallow_dump(schema, obj)
-    items = [full, partial, mapping]
+    items = [full, partial, mapping, full_mapping]
     assert fast_dump(schema, items, many=True) == marshmallow_dump(schema, items, many=True)
     assert fast_dump(Plain(many=True), items) == marshmallow_dump(Plain(many=True), items)
 

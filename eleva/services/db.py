@@ -96,40 +96,37 @@ class HotSelect(Generic[T]):
         return None if values is None else values[0]
 
     def _execute(self, params: dict[str, Any]) -> Any:
-        connection = _driver_connection()
-        if connection is None:
+        cursor = _driver_cursor()
+        if cursor is None:
             return None
         if self._compiled is None:
             compiled = self.statement.compile(dialect=db.engine.dialect)
-            utc = [
-                isinstance(column.type, UTCDateTime) for column in self.statement.selected_columns
-            ]
+            columns = self.statement.selected_columns
+            utc = [i for i, column in enumerate(columns) if isinstance(column.type, UTCDateTime)]
             self._compiled = (compiled.string, dict(compiled.params), utc)
         sql, defaults, _utc = self._compiled
         params = {**defaults, **params}
         for listener in DIRECT_STATEMENT_LISTENERS:
-            listener(connection, sql, params)
-        return connection.execute(sql, params)
+            listener(cursor.connection, sql, params)
+        return cursor.execute(sql, params)
 
     def _row(self, values: Sequence[Any]) -> T:
-        utc = self._compiled[2]  # type: ignore[index]
-        return self.make_row(
-            *(
-                v.astimezone(UTC) if is_utc and v is not None else v
-                for v, is_utc in zip(values, utc, strict=True)
-            )
-        )
+        values = list(values)
+        for i in self._compiled[2]:  # type: ignore[index]
+            if values[i] is not None:
+                values[i] = values[i].astimezone(UTC)
+        return self.make_row(*values)
 
 
-def _driver_connection() -> Any:
-    """The psycopg connection for this thread's hot reads (autocommit), or None off
+def _driver_cursor() -> Any:
+    """The psycopg cursor for this thread's hot reads (autocommit), or None off
     PostgreSQL."""
     if not read_only_request():
         raise RuntimeError("a HotSelect is for GET and HEAD requests")
     engine = db.engine
     if engine.dialect.driver != "psycopg":
         return None
-    return _READ_CONNECTIONS.get(engine)
+    return _READ_CONNECTIONS.cursor(engine)
 
 
 class ReadConnections:
@@ -141,7 +138,8 @@ class ReadConnections:
     connection for its hot reads, opened by the engine (same connect arguments and
     timeouts), detached from the pool, and checked for liveness before each request
     that uses it the way pooled connections are (eleva.database). Closed with the
-    engine (``Engine.dispose``).
+    engine (``Engine.dispose``). It keeps one cursor too: psycopg's
+    ``Connection.execute`` makes a new one per call, 15 of a query's 40 µs in process.
     """
 
     def __init__(self) -> None:
@@ -149,9 +147,9 @@ class ReadConnections:
         self._all: dict[Engine, list[Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, engine: Engine) -> Any:
-        held: dict[Engine, Any] = self._local.__dict__.setdefault("held", {})
-        fairy = held.get(engine)
+    def cursor(self, engine: Engine) -> Any:
+        held: dict[Engine, tuple[Any, Any]] = self._local.__dict__.setdefault("held", {})
+        fairy, cursor = held.get(engine, (None, None))
         if fairy is not None and not _usable(fairy):
             self._discard(engine, fairy)
             fairy = None
@@ -159,12 +157,13 @@ class ReadConnections:
             fairy = engine.raw_connection()  # through the pool: connect args, liveness
             fairy.detach()  # now ours: closed by us, not returned to the pool
             fairy.dbapi_connection.autocommit = True
-            held[engine] = fairy
+            cursor = fairy.dbapi_connection.cursor()
+            held[engine] = (fairy, cursor)
             with self._lock:
                 if engine not in self._all:
                     event.listen(engine, "engine_disposed", self.close_all)
                 self._all.setdefault(engine, []).append(fairy)
-        return fairy.dbapi_connection
+        return cursor
 
     def close_all(self, engine: Engine) -> None:
         with self._lock:
