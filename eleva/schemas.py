@@ -97,10 +97,7 @@ class ResponseSchema(ma.Schema):
                 if value is ma.missing:
                     continue
             else:
-                if mapping:
-                    value = obj[attribute] if attribute in obj else _ABSENT
-                else:
-                    value = getattr(obj, attribute, _ABSENT)
+                value = obj.get(attribute, _ABSENT) if mapping else getattr(obj, attribute, _ABSENT)
                 if value is _ABSENT:  # marshmallow's rules for missing values apply
                     return super().dump(obj, many=False)
                 if value is not None:
