@@ -185,8 +185,9 @@ class Config:
                 "keepalives_interval": 5,
                 "keepalives_count": 3,
                 "tcp_user_timeout": 20000,
-                # No statement may outlive gunicorn's worker timeout.
-                "options": "-c statement_timeout=15000 -c lock_timeout=10000",
+                # No statement may outlive gunicorn's worker timeout. Timestamps come back
+                # in UTC, as the API gives them, whatever the server's own time zone.
+                "options": "-c statement_timeout=15000 -c lock_timeout=10000 -c timezone=UTC",
             },
         }
 

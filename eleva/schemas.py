@@ -25,39 +25,26 @@ from marshmallow.decorators import POST_DUMP, PRE_DUMP
 
 _ABSENT = object()
 
-# A plan entry: (output key, attribute, converter) for a plain field, or (output key,
-# attribute name, field) with converter None for a field that serialises itself.
-Plan = list[tuple[str, str, Callable[[Any], Any] | None, ma.fields.Field]]
+# A plan entry: (output key, attribute, value type, conversion, field). The value type
+# is None for a field that serialises itself (given its name as the attribute).
+Plan = list[tuple[str, str, type | None, Callable[[Any], Any] | None, ma.fields.Field]]
 
 
-def _converter(field: ma.fields.Field) -> Callable[[Any], Any] | None:
-    """``field._serialize`` for one value, short-cut for the value type the field expects.
-
-    A value of exactly that type is what ``_serialize`` returns unchanged (or, for an
-    ISO datetime, its ``isoformat()``); any other value goes to ``_serialize`` itself.
-    None if the field is not a plain one.
-    """
+def _plain(field: ma.fields.Field) -> tuple[type, Callable[[Any], Any] | None] | None:
+    """For a plain field: the value type ``field._serialize`` returns as is (or, for an
+    ISO datetime, as its ``isoformat()``, the second item). None for any other field."""
     kind = type(field)
     if kind is ma.fields.Integer and not field.as_string:
-        exact, fast = int, None
-    elif kind is ma.fields.String:
-        exact, fast = str, None
-    elif kind is ma.fields.Boolean:
-        exact, fast = bool, None
-    elif kind in (ma.fields.DateTime, ma.fields.AwareDateTime) and (
+        return int, None
+    if kind is ma.fields.String:
+        return str, None
+    if kind is ma.fields.Boolean:
+        return bool, None
+    if kind in (ma.fields.DateTime, ma.fields.AwareDateTime) and (
         field.format or field.DEFAULT_FORMAT
     ) in ("iso", "iso8601"):
-        exact, fast = dt.datetime, dt.datetime.isoformat
-    else:
-        return None
-    serialize = field._serialize
-
-    def convert(value: Any) -> Any:
-        if type(value) is exact:
-            return value if fast is None else fast(value)
-        return serialize(value, None, None)
-
-    return convert
+        return dt.datetime, dt.datetime.isoformat
+    return None
 
 
 class ResponseSchema(ma.Schema):
@@ -84,15 +71,18 @@ class ResponseSchema(ma.Schema):
             if "." in attribute:  # a dotted path: marshmallow's get_value walks it
                 return None
             key = field.data_key if field.data_key is not None else name
-            converter = _converter(field)
-            plan.append((key, attribute if converter else name, converter, field))
+            plain = _plain(field)
+            if plain is None:
+                plan.append((key, name, None, None, field))
+            else:
+                plan.append((key, attribute, *plain, field))
         return plan
 
     def _dump_one(self, plan: Plan, obj: Any) -> Any:
         mapping = isinstance(obj, Mapping)
         result = {}
-        for key, attribute, convert, field in plan:
-            if convert is None:
+        for key, attribute, exact, convert, field in plan:
+            if exact is None:
                 value = field.serialize(attribute, obj, accessor=self.get_attribute)
                 if value is ma.missing:
                     continue
@@ -101,6 +91,9 @@ class ResponseSchema(ma.Schema):
                 if value is _ABSENT:  # marshmallow's rules for missing values apply
                     return super().dump(obj, many=False)
                 if value is not None:
-                    value = convert(value)
+                    if type(value) is not exact:
+                        value = field._serialize(value, attribute, obj)
+                    elif convert is not None:
+                        value = convert(value)
             result[key] = value
         return result

@@ -113,8 +113,9 @@ class HotSelect(Generic[T]):
     def _row(self, values: Sequence[Any]) -> T:
         values = list(values)
         for i in self._compiled[2]:  # type: ignore[index]
-            if values[i] is not None:
-                values[i] = values[i].astimezone(UTC)
+            value = values[i]
+            if value is not None and value.tzinfo is not UTC:  # UTC already: see config.py
+                values[i] = value.astimezone(UTC)
         return self.make_row(*values)
 
 
