@@ -26,6 +26,10 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # The PaaS router's X-Forwarded-* are handled by the app (TRUSTED_PROXY_COUNT).
 forwarded_allow_ips = "127.0.0.1"
-# The app logs its own line per request; this one adds the client and user agent, with
-# the same request id to join them.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s "%(a)s"'
+# The access log: one line per request, from the server (the app writes its own line
+# only at DEBUG). The path without its query string; the request id joins the line to
+# the app's own log records; xff is the forwarded-for chain as the router sent it.
+access_log_format = (
+    '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s '
+    'xff="%({x-forwarded-for}i)s" "%(a)s"'
+)

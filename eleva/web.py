@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from collections.abc import Callable
 from functools import wraps
+from random import getrandbits
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -29,6 +29,12 @@ DOCS_CSP = (
 DOCS_ENDPOINTS = {"api-docs.openapi_swagger_ui"}
 CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match"]
 CORS_EXPOSE_HEADERS = ["X-Pagination", "ETag", "Location", "Retry-After", "X-Request-ID"]
+
+
+def new_request_id() -> str:
+    # For correlation, not a secret: 128 random bits without a getrandom() system call
+    # per request (the random module reseeds itself in each forked worker).
+    return f"{getrandbits(128):032x}"
 
 
 class RequestIdFilter(logging.Filter):
@@ -111,14 +117,14 @@ def init_http(app: Flask) -> None:
     def start_request() -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else new_request_id()
 
     @app.after_request
     def finish_response(response: Response) -> Response:
         # The objects behind the proxies, looked up once rather than at every use.
         req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
         headers = response.headers
-        request_id = ctx.get("request_id") or uuid.uuid4().hex
+        request_id = ctx.get("request_id") or new_request_id()
         headers["X-Request-ID"] = request_id
         headers.extend(static_headers)
         headers["Content-Security-Policy"] = (
@@ -126,10 +132,12 @@ def init_http(app: Flask) -> None:
         )
         if "Authorization" in req.headers or req.path.startswith("/api/v1/auth"):
             headers["Cache-Control"] = "no-store"
-        if log.isEnabledFor(logging.INFO):
+        # The access log is the server's (gunicorn.conf.py, werkzeug under `flask run`):
+        # the app's own line is for debugging, and costs nothing when off.
+        if log.isEnabledFor(logging.DEBUG):
             started = ctx.get("started")
             duration_ms = (time.perf_counter() - started) * 1000 if started else 0.0
-            log.info(
+            log.debug(
                 "%s %s %s %.1fms",
                 req.method,
                 req.path,

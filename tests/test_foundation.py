@@ -527,13 +527,34 @@ def test_request_id_is_generated_and_echoed(client):
     )
 
 
+def test_forked_workers_make_different_request_ids():
+    from eleva.web import new_request_id
+
+    ids = {new_request_id()}
+    for _ in range(2):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # a worker, forked as gunicorn forks them
+            os.write(write, new_request_id().encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        ids.add(os.read(read, 64).decode())
+        os.close(read)
+        os.close(write)
+    assert len(ids) == 3 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+
+
 @pytest.mark.parametrize("bad", ["has spaces", "x" * 200, "tab\there", "<script>"])
 def test_unsafe_request_ids_are_replaced(client, bad):
     assert client.get("/health", headers={"X-Request-ID": bad}).headers["X-Request-ID"] != bad
 
 
-def test_one_log_line_per_request(client, caplog):
+def test_the_apps_request_line_is_for_debugging(client, caplog):
+    # The access log is the server's (gunicorn.conf.py); the app's line only at DEBUG.
     with caplog.at_level(logging.INFO, logger="eleva.request"):
+        client.get("/health")
+    assert [r for r in caplog.records if r.name == "eleva.request"] == []
+    with caplog.at_level(logging.DEBUG, logger="eleva.request"):
         client.get("/health/ready?token=should-not-be-logged", headers={"X-Request-ID": "trace-1"})
     lines = [r for r in caplog.records if r.name == "eleva.request"]
     assert len(lines) == 1
