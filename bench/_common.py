@@ -95,9 +95,9 @@ def make_app(env: Mapping[str, str]) -> Any:
 
 @dataclass
 class StatementCounter:
-    """Counts what an engine sends: statements (``before_cursor_execute``), connection
-    checkouts from the pool (each one a pre-ping round trip on PostgreSQL, which
-    ``pool_pre_ping`` sends outside the statement events), commits and rollbacks."""
+    """Counts what an app sends: statements (``before_cursor_execute``, and the hot reads'
+    ``DIRECT_STATEMENT_LISTENERS``), connection checkouts from the pool, commits and
+    rollbacks."""
 
     engine: Any
     statements: list[tuple[str, Any]] = field(default_factory=list)

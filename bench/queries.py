@@ -5,9 +5,10 @@
 In process, with the Flask test client, against a fresh PostgreSQL database (default,
 eleva_bench_queries, dropped at the end) or an in-memory SQLite one (``--sqlite``). A
 ``before_cursor_execute`` listener on the app's engine counts the statements each request
-sends. Also counted, because each is a round trip to the database too: connection
-checkouts from the pool (on PostgreSQL ``pool_pre_ping`` sends a ping on each, outside the
-statement events) and commits. ``--sql`` prints every statement.
+sends through SQLAlchemy, and ``DIRECT_STATEMENT_LISTENERS`` those the hot reads send
+straight to psycopg (eleva.services.db.HotSelect). Also counted: connection checkouts from
+the pool (the hot reads use the worker's own connection instead) and commits. ``--sql``
+prints every statement.
 """
 
 # The path is fixed before the imports that follow it.
@@ -241,8 +242,9 @@ def report(rows: list[Row], backend: str, show_sql: bool) -> None:
             for statement in row.sql:
                 print(f"         {statement}")
     print(
-        "\nstmts: statements sent (before_cursor_execute); chk: connections checked out of "
-        "the pool\n(each also a pre-ping round trip on PostgreSQL); commit: COMMITs sent."
+        "\nstmts: statements sent (through SQLAlchemy or, for hot reads, psycopg); chk: "
+        "connections checked out\nof the pool (the first hot read of a worker opens its own); "
+        "commit: COMMITs sent."
     )
 
 
