@@ -132,9 +132,9 @@ def _session_id(claims: dict[str, Any]) -> uuid.UUID | None:
 class Principal:
     """The caller of a read-only request: the user's row as it was authenticated.
 
-    Every column of ``User`` but the password hash, read through a Core connection:
-    a GET only serialises the caller, and an ORM entity (identity map, instance state,
-    a transaction to end) costs ~150 µs more per request (bench/README.md).
+    Every column of ``User`` but the password hash, read by a ``HotSelect``: a GET only
+    serialises the caller, and an ORM entity (identity map, instance state, a
+    transaction to end) costs several times the query itself (bench/README.md).
     """
 
     id: int

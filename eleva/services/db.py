@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -58,11 +59,11 @@ DIRECT_STATEMENT_LISTENERS: list[Callable[[Any, str, Mapping[str, Any]], None]] 
 class HotSelect(Generic[T]):
     """A SELECT of a hot read-only endpoint (authentication, the subject list).
 
-    On PostgreSQL it runs straight on the psycopg connection the request holds from
-    the pool: compiled once, parameters adapted by the driver (ints, text, UUIDs, aware
-    datetimes), timestamps normalised to UTC as ``UTCDateTime`` does. Under load one
-    execute through SQLAlchemy costs a gunicorn worker ~250 µs more CPU than the same
-    query on the driver, more than the rest of a small GET (bench/README.md). Elsewhere
+    On PostgreSQL it runs straight on psycopg, on the worker's own connection
+    (``ReadConnections``): compiled once, parameters adapted by the driver (ints, text,
+    UUIDs, aware datetimes), timestamps normalised to UTC as ``UTCDateTime`` does. Under
+    load a ``SELECT 1`` through SQLAlchemy cost a gunicorn worker ~470 µs of CPU, on the
+    driver ~130 µs: more than the rest of a small GET (``bench.db_paths``). Elsewhere
     (SQLite: development, tests) it runs through SQLAlchemy Core. The test suite runs on
     both. ``make_row`` builds each result from the selected values, in order.
     """
@@ -134,8 +135,8 @@ class ReadConnections:
     """One autocommit psycopg connection per engine and thread, kept across requests.
 
     Taking a connection from SQLAlchemy's pool and switching it to autocommit and back
-    cost a gunicorn worker ~90 µs per request under load, as much as the query itself
-    (bench/README.md). A sync worker serves one request at a time, so it keeps one
+    cost a gunicorn worker ~60 µs per request under load (``bench.db_paths``: 187 against
+    130 µs for the round trip). A sync worker serves one request at a time, so it keeps one
     connection for its hot reads, opened by the engine (same connect arguments and
     timeouts), detached from the pool, and checked for liveness before each request
     that uses it the way pooled connections are (eleva.database). Closed with the
@@ -144,6 +145,11 @@ class ReadConnections:
     """
 
     def __init__(self) -> None:
+        self._forget()
+        # A forked child must not use its parent's sockets: it opens its own.
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
         self._local = threading.local()
         self._all: dict[Engine, list[Any]] = {}
         self._lock = threading.Lock()
@@ -167,6 +173,8 @@ class ReadConnections:
         return cursor
 
     def close_all(self, engine: Engine) -> None:
+        # Other threads notice theirs closed (is_valid) and drop them on next use.
+        self._local.__dict__.get("held", {}).pop(engine, None)
         with self._lock:
             fairies = self._all.pop(engine, [])
         for fairy in fairies:
