@@ -147,6 +147,28 @@ class StatementCounter:
         self.checkouts += 1
 
 
+def seed_user_with_subjects(app: Any, n_subjects: int) -> dict[str, str]:
+    """In process: register and log in a user, give them ``n_subjects`` subjects (one
+    ``INSERT … SELECT generate_series``, then ANALYZE); their Authorization header."""
+    password = secrets.token_urlsafe(16)
+    client = app.test_client()
+    body = {"email": "bench@example.com", "username": "bench", "password": password}
+    user = client.post("/api/v1/auth/register", json=body).json
+    tokens = client.post("/api/v1/auth/login", json={"login": "bench", "password": password}).json
+    with app_engine(app).raw_connection() as raw:
+        with raw.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO subjects (owner_id, name, description, color, is_archived,"
+                " created_at, updated_at) SELECT %(owner)s, 'Subject ' || g,"
+                " 'Notes ' || g, '#3A7BD5', false, now() - g * interval '1 minute',"
+                " now() - g * interval '1 minute' FROM generate_series(1, %(n)s) g",
+                {"owner": user["id"], "n": n_subjects},
+            )
+            cursor.execute("ANALYZE subjects")
+        raw.commit()
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
 def app_engine(app: Any) -> Any:
     from eleva.extensions import db
 

@@ -36,10 +36,16 @@ from collections.abc import Callable
 
 from werkzeug.test import EnvironBuilder
 
-from bench._common import machine, make_app, production_env, rule, scratch_database
+from bench._common import (
+    machine,
+    make_app,
+    production_env,
+    rule,
+    scratch_database,
+    seed_user_with_subjects,
+)
 from bench.bare_app import app as bare_app
 
-PASSWORD = "a long bench passphrase"
 N_SUBJECTS = 1000
 
 
@@ -54,32 +60,6 @@ def call(app: Callable, environ: dict) -> str:
     return statuses[0]
 
 
-def seed(app) -> dict[str, str]:
-    """A user with N_SUBJECTS subjects; their Authorization header."""
-    from eleva.extensions import db
-
-    client = app.test_client()
-    body = {"email": "b@example.com", "username": "bench", "password": PASSWORD}
-    user = client.post("/api/v1/auth/register", json=body).json
-    tokens = client.post("/api/v1/auth/login", json={"login": "bench", "password": PASSWORD}).json
-    with app.app_context():
-        raw = db.engine.raw_connection()
-        try:
-            with raw.cursor() as cursor:
-                cursor.execute(
-                    "INSERT INTO subjects (owner_id, name, description, color, is_archived,"
-                    " created_at, updated_at) SELECT %(owner)s, 'Subject ' || g,"
-                    " 'Notes ' || g, '#3A7BD5', false, now() - g * interval '1 minute',"
-                    " now() - g * interval '1 minute' FROM generate_series(1, %(n)s) g",
-                    {"owner": user["id"], "n": N_SUBJECTS},
-                )
-                cursor.execute("ANALYZE subjects")
-            raw.commit()
-        finally:
-            raw.close()
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=3000, help="calls per target and round")
@@ -92,7 +72,7 @@ def main() -> int:
     ):
         app = make_app(production_env(url, media, BCRYPT_ROUNDS="4"))
         try:
-            auth = seed(app)
+            auth = seed_user_with_subjects(app, N_SUBJECTS)
             targets = {
                 "(a) bare Flask GET /": (bare_app, "/", {}),
                 "(b) GET /health": (app, "/health", {}),

@@ -26,9 +26,14 @@ import argparse
 import tempfile
 import time
 
-from bench._common import app_engine, make_app, production_env, rule, scratch_database
-
-PASSWORD = "a long bench passphrase"
+from bench._common import (
+    app_engine,
+    make_app,
+    production_env,
+    rule,
+    scratch_database,
+    seed_user_with_subjects,
+)
 
 
 def main() -> int:
@@ -49,21 +54,7 @@ def main() -> int:
         engine = app_engine(app)
         try:
             client = app.test_client()
-            body = {"email": "p@example.com", "username": "prof", "password": PASSWORD}
-            user = client.post("/api/v1/auth/register", json=body).json
-            login = client.post("/api/v1/auth/login", json={"login": "prof", "password": PASSWORD})
-            headers = {"Authorization": f"Bearer {login.json['access_token']}"}
-            with engine.raw_connection() as raw:
-                with raw.cursor() as cursor:
-                    cursor.execute(
-                        "INSERT INTO subjects (owner_id, name, description, color, is_archived,"
-                        " created_at, updated_at) SELECT %(owner)s, 'Subject ' || g,"
-                        " 'Notes ' || g, '#3A7BD5', false, now() - g * interval '1 minute',"
-                        " now() - g * interval '1 minute' FROM generate_series(1, %(n)s) g",
-                        {"owner": user["id"], "n": args.subjects},
-                    )
-                    cursor.execute("ANALYZE subjects")
-                raw.commit()
+            headers = seed_user_with_subjects(app, args.subjects)
 
             for _ in range(200):
                 response = client.get(args.path, headers=headers)

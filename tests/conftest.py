@@ -9,7 +9,7 @@ table is emptied after each test.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,6 +222,28 @@ def other(auth: AuthActions) -> Account:
 # -- SQL statement counter ---------------------------------------------------------------
 
 
+@contextmanager
+def watch_statements(app: Flask, on_statement: Callable[[Any, str], None]) -> Iterator[None]:
+    """Call ``on_statement(driver_connection, sql)`` for every statement the app sends,
+    through SQLAlchemy or straight to the driver (the hot reads, eleva.services.db)."""
+
+    def through_sqlalchemy(conn, _cursor, statement, _params, _context, _many) -> None:
+        on_statement(conn.connection.driver_connection, statement)
+
+    def direct(driver_connection: Any, statement: str, _params: Any) -> None:
+        on_statement(driver_connection, statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", through_sqlalchemy)
+    DIRECT_STATEMENT_LISTENERS.append(direct)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", through_sqlalchemy)
+        DIRECT_STATEMENT_LISTENERS.remove(direct)
+
+
 @pytest.fixture
 def count_queries(app: Flask):
     """``with count_queries() as statements: ...`` collects the SQL the app runs."""
@@ -229,22 +251,8 @@ def count_queries(app: Flask):
     @contextmanager
     def counter() -> Iterator[list[str]]:
         statements: list[str] = []
-
-        def record(_conn, _cursor, statement, _params, _context, _many) -> None:
-            statements.append(statement)
-
-        def record_direct(_connection: Any, statement: str, _params: Any) -> None:
-            statements.append(statement)
-
-        with app.app_context():
-            engine = db.engine
-        event.listen(engine, "before_cursor_execute", record)
-        DIRECT_STATEMENT_LISTENERS.append(record_direct)
-        try:
+        with watch_statements(app, lambda _connection, sql: statements.append(sql)):
             yield statements
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
-            DIRECT_STATEMENT_LISTENERS.remove(record_direct)
 
     return counter
 

@@ -4,15 +4,20 @@ one, and dead pooled connections replaced without a ping."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import psycopg
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from eleva.extensions import db
 from eleva.models import User
-from eleva.services.db import DIRECT_STATEMENT_LISTENERS
-from tests.conftest import TEST_DATABASE_URL, assert_error_shape, requires_postgres
+from tests.conftest import (
+    TEST_DATABASE_URL,
+    assert_error_shape,
+    requires_postgres,
+    watch_statements,
+)
 
 ME = "/api/v1/users/me"
 
@@ -26,27 +31,16 @@ def _autocommit(dbapi_connection) -> bool:
 @pytest.fixture
 def transaction_modes(app):
     """``with transaction_modes() as modes``: for each statement, whether it ran in autocommit."""
-    from contextlib import contextmanager
 
     @contextmanager
     def recorder():
         modes: list[tuple[bool, str]] = []
 
-        def record(conn, _cursor, statement, _params, _context, _many) -> None:
-            modes.append((_autocommit(conn.connection.driver_connection), statement.split()[0]))
-
-        def record_direct(driver_connection, statement, _params) -> None:
+        def record(driver_connection, statement: str) -> None:
             modes.append((_autocommit(driver_connection), statement.split()[0]))
 
-        with app.app_context():
-            engine = db.engine
-        event.listen(engine, "before_cursor_execute", record)
-        DIRECT_STATEMENT_LISTENERS.append(record_direct)
-        try:
+        with watch_statements(app, record):
             yield modes
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
-            DIRECT_STATEMENT_LISTENERS.remove(record_direct)
 
     return recorder
 
