@@ -43,6 +43,7 @@ from eleva.errors import error_response
 
 if TYPE_CHECKING:
     from eleva.models import User
+    from eleva.services.auth import Principal
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
@@ -242,11 +243,11 @@ REFRESH_REQUIRED = "Only refresh tokens are allowed"
 
 @dataclass(frozen=True)
 class Caller:
-    user: User
+    user: User | Principal
     claims: dict[str, Any]
 
 
-def authenticate(kind: Literal["access", "refresh"] = "access") -> Caller:
+def authenticate(kind: Literal["access", "refresh"] = "access", *, deferred: bool = False) -> None:
     """Check the request's bearer token and load the user it speaks for.
 
     flask-jwt-extended's ``verify_jwt_in_request``, narrowed to Eléva's one case (a
@@ -254,18 +255,39 @@ def authenticate(kind: Literal["access", "refresh"] = "access") -> Caller:
     stock path decodes its header a second time, unverified. Every failure raises
     flask-jwt-extended's or PyJWT's exception, which its error handlers pass to the
     loaders below: a 401 in the error shape.
+
+    ``deferred`` (read-only requests): only the token is checked here; the view makes
+    the session check with its own read and passes the user it found to ``identify``
+    (``Blueprint.login_required``'s ``deferred``).
     """
     from eleva.services import auth as auth_service  # services import this module
 
     claims = decode_token(_bearer_token())
     if claims.get("type") != kind:
         raise WrongTokenError(ACCESS_REQUIRED if kind == "access" else REFRESH_REQUIRED)
-    # One query: the user, through a live session of theirs (the revocation check).
-    user = auth_service.authenticated_user(claims)
+    g.eleva_claims = claims
+    if not deferred:
+        # One query: the user, through a live session of theirs (the revocation check).
+        identify(auth_service.authenticated_user(claims))
+
+
+def identify(user: User | Principal | None) -> Caller:
+    """Make ``user``, found through a live session of the token's, the request's caller;
+    None (no live session, or an inactive user) answers 401."""
+    claims = token_claims()
     if user is None:
         raise UserLookupError("no live session or active user for the token", {}, claims)
     g.eleva_caller = caller = Caller(user, claims)
     return caller
+
+
+def token_claims() -> dict[str, Any]:
+    """The verified claims of this request's token. Whether its session is live is
+    ``identify``'s answer: use ``current_caller`` for anything but keys and lookups."""
+    claims = g.get("eleva_claims")
+    if claims is None:
+        raise RuntimeError("token_claims() outside a request that requires a token")
+    return claims
 
 
 def _bearer_token() -> str:

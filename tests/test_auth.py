@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from eleva import create_app
+from eleva.errors import Conflict
 from eleva.extensions import db
 from eleva.models import LoginSession, User
 from eleva.security import hash_password, verify_password
@@ -362,6 +363,54 @@ def test_a_verified_token_still_needs_a_live_session(app, client, user):
     assert_error_shape(client.get(ME, headers=user.headers), 401)
 
 
+@pytest.fixture
+def deferred_views(app):
+    """Views whose session check is deferred to the view (login_required(deferred=True))."""
+    from eleva.api import Blueprint
+    from eleva.security import identify, token_claims
+    from eleva.services.auth import authenticated_user
+
+    blp = Blueprint("deferred_test", __name__)
+
+    @blp.route("/_test/checks")
+    @blp.login_required(deferred=True)
+    def checks():
+        identify(authenticated_user(token_claims()))
+        return {"ok": True}
+
+    @blp.route("/_test/forgets", methods=["GET", "POST"])
+    @blp.login_required(deferred=True)
+    def forgets():
+        return {"ok": True}
+
+    @blp.route("/_test/fails-first")
+    @blp.login_required(deferred=True)
+    def fails_first():
+        raise Conflict("The view failed before its session check.")
+
+    app.register_blueprint(blp)
+
+
+def test_a_deferred_session_check_is_made_by_the_view(client, deferred_views, user):
+    assert client.get("/_test/checks", headers=user.headers).json == {"ok": True}
+    assert_error_shape(client.get("/_test/checks"), 401)  # the token is checked before
+    assert_error_shape(client.get("/_test/checks", headers=user.refresh_headers), 401)
+    assert_error_shape(client.get("/_test/fails-first", headers=user.headers), 409)
+    assert client.post(LOGOUT, headers=user.headers).status_code == 204
+    assert_error_shape(client.get("/_test/checks", headers=user.headers), 401)
+    # A view failing before its check answers as if the check had come first.
+    assert_error_shape(client.get("/_test/fails-first", headers=user.headers), 401)
+
+
+def test_a_deferred_view_that_skips_the_check_or_writes_is_a_bug(
+    client, deferred_views, user, caplog
+):
+    assert_error_shape(client.get("/_test/forgets", headers=user.headers), 500)
+    assert "forgets did not check the session" in caplog.text
+    assert_error_shape(client.post("/_test/forgets", headers=user.headers), 500)
+    assert "a deferred session check is for GET and HEAD requests" in caplog.text
+
+
 def test_verified_tokens_are_bounded():
     from eleva.security import VerifiedTokens
 
@@ -668,6 +717,7 @@ def test_refresh_is_limited_per_token(client, auth):
 OTHER_PROCESS = """
 import sys
 from eleva import create_app
+from eleva.errors import Conflict
 from eleva.extensions import db
 from tests.conftest import make_config
 app = create_app(make_config(), {

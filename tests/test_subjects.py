@@ -444,7 +444,7 @@ def test_page_size_100_is_allowed(client, user, many):
 @pytest.mark.parametrize(
     ("n_subjects", "page_size"), [(0, 1), (3, 1), (3, 100), (150, 20), (150, 100)]
 )
-def test_the_list_is_one_or_two_queries_whatever_the_size(
+def test_the_list_is_one_query_whatever_the_size(
     app, client, user, count_queries, n_subjects, page_size
 ):
     now = datetime.now(UTC)
@@ -456,18 +456,56 @@ def test_the_list_is_one_or_two_queries_whatever_the_size(
         if rows:
             db.session.execute(Subject.__table__.insert(), rows)
             db.session.commit()
-    for query, expected in (
-        # auth (which reads the owner's counters: the total), then the page
-        ({"page_size": page_size}, 1 + 1),
-        # auth, then count the matches, then the page
-        ({"page_size": page_size, "q": "s", "sort": "name", "archived": "all"}, 1 + 2),
+    for query in (
+        # the session check and the caller (whose counters are the total), and the page
+        {"page_size": page_size},
+        # the same, and the count of the matches
+        {"page_size": page_size, "q": "s", "sort": "name", "archived": "all"},
+        # past the end: an empty page, still one statement
+        {"page_size": page_size, "page": 1000},
     ):
         with count_queries() as statements:
             response = client.get(SUBJECTS, headers=user.headers, query_string=query)
         assert response.status_code == 200
-        assert len(response.json) == min(n_subjects, page_size)
+        expected_items = 0 if query.get("page") else min(n_subjects, page_size)
+        assert len(response.json) == expected_items
         assert json.loads(response.headers["X-Pagination"])["total"] == n_subjects
-        assert len(statements) == expected, statements
+        assert len(statements) == 1, statements
+
+
+# -- the list checks the session with its page (login_required(deferred=True)) -----------
+
+
+@pytest.mark.parametrize("query", [{}, {"q": "phys"}, {"page": 50}])
+def test_the_list_refuses_an_ended_session(client, user, query):
+    create(client, user, "Physics")
+    assert client.post("/api/v1/auth/logout", headers=user.headers).status_code == 204
+    response = client.get(SUBJECTS, headers=user.headers, query_string=query)
+    body = assert_error_shape(response, 401)
+    assert "Physics" not in response.get_data(as_text=True)
+    assert body["message"] == "The session has ended or the account is inactive."
+
+
+def test_the_list_refuses_a_deactivated_user(app, client, user):
+    create(client, user, "Physics")
+    with app.app_context():
+        db.session.get(User, user.id).is_active = False
+        db.session.commit()
+    assert_error_shape(client.get(SUBJECTS, headers=user.headers), 401)
+
+
+def test_an_ended_session_is_401_before_a_bad_query_is_422(client, user):
+    bad = {"sort": "shoe_size"}
+    assert_error_shape(client.get(SUBJECTS, headers=user.headers, query_string=bad), 422)
+    assert client.post("/api/v1/auth/logout", headers=user.headers).status_code == 204
+    assert_error_shape(client.get(SUBJECTS, headers=user.headers, query_string=bad), 401)
+
+
+def test_the_list_shows_only_the_token_owners_subjects(client, user, other):
+    create(client, user, "Mine")
+    create(client, other, "Theirs")
+    items, meta = listing(client, user, archived="all")
+    assert [item["name"] for item in items] == ["Mine"] and meta["total"] == 1
 
 
 def test_list_needs_a_token(client):

@@ -12,7 +12,7 @@ from flask import current_app
 from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.exceptions import PyJWTError
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Select, Subquery, bindparam, func, select, update
 
 from eleva.database import read_only_request
 from eleva.errors import Forbidden, Unauthorized, ValidationFailed
@@ -166,12 +166,25 @@ def _live_session_of_user(query: Select) -> Select:
     )
 
 
+_PRINCIPAL_COLUMNS = tuple(User.__table__.c[field.name] for field in fields(Principal))
+PRINCIPAL_WIDTH = len(_PRINCIPAL_COLUMNS)
+
 # Built once: constructing a select() costs more than running it on every request.
-_AUTHENTICATED_PRINCIPAL = HotSelect(
-    _live_session_of_user(select(*(User.__table__.c[field.name] for field in fields(Principal)))),
-    Principal,
-)
+_AUTHENTICATED_PRINCIPAL = HotSelect(_live_session_of_user(select(*_PRINCIPAL_COLUMNS)), Principal)
 _AUTHENTICATED_USER = _live_session_of_user(select(User))
+
+
+def session_params(claims: dict[str, Any]) -> dict[str, Any] | None:
+    """The parameters of the authentication query for a token's claims, or None when
+    the claims cannot name a session (no live session can match them)."""
+    session_id = _session_id(claims)
+    try:
+        user_id = int(claims["sub"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if session_id is None:
+        return None
+    return {"user_id": user_id, "session_id": session_id, "now": utcnow()}
 
 
 def authenticated_user(claims: dict[str, Any]) -> User | Principal | None:
@@ -180,17 +193,24 @@ def authenticated_user(claims: dict[str, Any]) -> User | Principal | None:
     One query, whatever the token type: it is the revocation check and the user load.
     A read-only request gets a ``Principal``; any other the ORM ``User``, to change.
     """
-    session_id = _session_id(claims)
-    try:
-        user_id = int(claims["sub"])
-    except (KeyError, TypeError, ValueError):
+    params = session_params(claims)
+    if params is None:
         return None
-    if session_id is None:
-        return None
-    params = {"user_id": user_id, "session_id": session_id, "now": utcnow()}
     if read_only_request():
         return _AUTHENTICATED_PRINCIPAL.first(**params)
     return db.session.scalar(_AUTHENTICATED_USER, params)
+
+
+def authenticated_caller_subquery() -> Subquery:
+    """The authentication query as a subquery, for a read that carries its own check.
+
+    Its columns are a ``Principal``'s (``PRINCIPAL_WIDTH`` of them, in order); it has
+    one row when the session is live and the user active, else none. Its parameters
+    are ``session_params``'. A hot read that LEFT JOINs its rows to it returns the
+    caller, the revocation check and its data in one round trip: no row at all means
+    the session is not live (eleva.subjects.routes, the list).
+    """
+    return _live_session_of_user(select(*_PRINCIPAL_COLUMNS)).subquery("caller")
 
 
 def rotate(claims: dict[str, Any]) -> TokenPair:

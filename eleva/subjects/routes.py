@@ -6,7 +6,7 @@ from flask import url_for
 from flask.views import MethodView
 
 from eleva.api import Blueprint
-from eleva.security import current_user
+from eleva.security import current_user, identify, token_claims
 from eleva.services import subjects
 from eleva.subjects.schemas import (
     SubjectCreateSchema,
@@ -23,18 +23,20 @@ SUBJECT_ID = "<int(min=1, max=2147483647):subject_id>"
 
 @blp.route("/")
 class Subjects(MethodView):
-    @blp.login_required
+    # The session check travels with the page: one round trip (bench/README.md).
+    @blp.login_required(deferred=True)
     @blp.arguments(SubjectQuerySchema, location="query")
     @blp.response(200, SubjectSchema(many=True))
     @blp.paginate(page_size=20, max_page_size=100)
     def get(self, query, pagination_parameters):
         """List your subjects: filter, search, sort, paginate (X-Pagination header)."""
         result = subjects.list_subjects(
-            current_user(),
+            token_claims(),
             **query,
             page=pagination_parameters.page,
             page_size=pagination_parameters.page_size,
         )
+        identify(result.owner)
         pagination_parameters.item_count = result.total
         return result.items
 
