@@ -106,3 +106,23 @@ def test_a_pooled_connection_the_server_ended_is_replaced_before_use(app, client
             )
             assert response.status_code == 201
         assert not set(_app_backends(admin)) & set(pooled)
+
+
+@requires_postgres
+def test_hot_reads_are_planned_once_not_on_every_request(app, client, user):
+    """Custom plans would re-plan the list's statement on every request (services.db)."""
+    from eleva.services.db import _READ_CONNECTIONS
+
+    client.post("/api/v1/subjects/", json={"name": "Physics"}, headers=user.headers)
+    for _ in range(12):  # psycopg prepares a statement on its fifth run
+        assert client.get("/api/v1/subjects/", headers=user.headers).status_code == 200
+        assert client.get(ME, headers=user.headers).status_code == 200
+    with app.test_request_context(ME, method="GET"):
+        cursor = _READ_CONNECTIONS.cursor(db.engine)
+        plans = cursor.execute(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+        ).fetchall()
+    hot = [plan for plan in plans if "login_sessions" in plan[0]]
+    assert len(hot) == 2, plans  # the list's statement and the caller's
+    for statement, generic, custom in hot:
+        assert generic >= 7 and custom == 0, (statement[:80], generic, custom)
