@@ -276,6 +276,7 @@ def identify(user: User | Principal | None) -> Caller:
     None (no live session, or an inactive user) answers 401."""
     claims = token_claims()
     if user is None:
+        g.eleva_caller = None  # checked, and refused: Blueprint.login_required checks no more
         raise UserLookupError("no live session or active user for the token", {}, claims)
     g.eleva_caller = caller = Caller(user, claims)
     return caller

@@ -477,10 +477,12 @@ def test_the_list_is_one_query_whatever_the_size(
 
 
 @pytest.mark.parametrize("query", [{}, {"q": "phys"}, {"page": 50}])
-def test_the_list_refuses_an_ended_session(client, user, query):
+def test_the_list_refuses_an_ended_session(client, user, count_queries, query):
     create(client, user, "Physics")
     assert client.post("/api/v1/auth/logout", headers=user.headers).status_code == 204
-    response = client.get(SUBJECTS, headers=user.headers, query_string=query)
+    with count_queries() as statements:
+        response = client.get(SUBJECTS, headers=user.headers, query_string=query)
+    assert len(statements) == 1, statements  # the refusal is that statement's answer
     body = assert_error_shape(response, 401)
     assert "Physics" not in response.get_data(as_text=True)
     assert body["message"] == "The session has ended or the account is inactive."
