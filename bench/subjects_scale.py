@@ -7,10 +7,10 @@ one with 100,000, in process (Flask test client, production configuration) again
 fresh PostgreSQL database (eleva_bench_subjects, dropped at the end). Subjects are seeded
 with INSERT … SELECT generate_series, then VACUUM ANALYZE. Target: the ratio < 2.
 
-The list query's two statements (the count and the page), exactly as the app sends them
-(caught by a before_cursor_execute listener), are then run under
-EXPLAIN (ANALYZE, BUFFERS) for the 100,000 case, with the app's own parameters. For
-information, the last page (OFFSET 99,980) is timed too.
+The list's one statement (the session check, the caller and the page together), exactly
+as the app sends it (caught by bench._common.StatementCounter), is then run under
+EXPLAIN (ANALYZE, BUFFERS) for the 100,000 case, with the app's own parameters and the
+generic plan the app uses. For information, the last page (OFFSET 99,980) is timed too.
 """
 
 # The path is fixed before the imports that follow it.
@@ -28,9 +28,12 @@ sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
 import json
+import re
 import tempfile
 import time
 from typing import Any
+
+import psycopg
 
 from bench._common import (
     StatementCounter,
@@ -93,12 +96,24 @@ def latencies(client: Any, plan: list[tuple[str, str, dict[str, str]]]) -> dict[
 
 
 def explain(engine: Any, statement: str, parameters: Any, *, seqscan: bool = True) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of ``statement``'s generic plan: the plan the app's hot
+    reads run with (eleva.services.db.GENERIC_PLANS), not one made for these values."""
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
+    numbered = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", statement)
+    arguments = ", ".join(f"%({name})s" for name in names)
     with engine.raw_connection() as raw:
-        with raw.cursor() as cursor:
+        with psycopg.ClientCursor(raw.driver_connection) as cursor:
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             if not seqscan:
                 cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
-            lines = [row[0] for row in cursor.fetchall()]
+            cursor.execute(f"PREPARE eleva_explain AS {numbered}")
+            try:
+                cursor.execute(
+                    f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE eleva_explain({arguments})", parameters
+                )
+                lines = [row[0] for row in cursor.fetchall()]
+            finally:
+                cursor.execute("DEALLOCATE eleva_explain")
         raw.rollback()
     return "\n".join(lines)
 
@@ -172,21 +187,12 @@ def run(app: Any, engine: Any, n: int) -> None:
     finally:
         counter.close()
     list_statements = [(s, p) for s, p in statements if "FROM subjects" in s]
-    print(f"\nthe request sent {len(statements)} statements; the list query's two:")
+    print(f"\nthe request sent {len(statements)} statement(s); the list's:")
     for statement, parameters in list_statements:
-        kind = "count" if "count(" in statement else "page"
-        rule(f"{kind}: EXPLAIN (ANALYZE, BUFFERS), 100,000 subjects")
+        rule("EXPLAIN (ANALYZE, BUFFERS) EXECUTE, generic plan, 100,000 subjects")
         print(" ".join(statement.split()))
         print(f"parameters: {parameters}\n")
         print(explain(engine, statement, parameters))
-        if kind == "count":
-            # Here the user owns nearly every row, so a sequential scan wins. In a table
-            # shared by many users the planner takes the index instead: still one visit
-            # per row of the owner's.
-            print(
-                "\nthe same with enable_seqscan = off (the plan of a table shared by many users):"
-            )
-            print(explain(engine, statement, parameters, seqscan=False))
 
 
 if __name__ == "__main__":
