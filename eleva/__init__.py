@@ -19,17 +19,21 @@ from config import Config, load_config
 from eleva.api import SECURITY_SCHEMES
 from eleva.database import init_engines
 from eleva.extensions import api, db, jwt, limiter, migrate, storage
+from eleva.web import JSONProvider
 
 __all__ = ["create_app"]
 
 
 class App(Flask):
-    """Flask, asking once per view or hook function whether it is a coroutine.
+    """Flask, asking once per view or hook function whether it is a coroutine, and
+    encoding JSON with orjson (``eleva.web.JSONProvider``).
 
     Flask's ``ensure_sync`` inspects every hook and view function on every request
     (``inspect.iscoroutinefunction``, ~10 calls a request here); Eléva has no async
     views, and a function's nature does not change, so the answer is kept.
     """
+
+    json_provider_class = JSONProvider
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
