@@ -27,8 +27,10 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
 
 from eleva.database import read_only_request
+from eleva.errors import AppError
 from eleva.fields import NO_NUL_PATTERN, NOT_BLANK_PATTERN, Text
 from eleva.security import authenticate
 
@@ -182,8 +184,8 @@ class Blueprint(flask_smorest.Blueprint):
         its first read, and passes the user it found to ``eleva.security.identify``:
         one round trip instead of two on a hot endpoint. The token is still checked
         before the view; a view that returns without calling ``identify`` is a bug and
-        raises; and when the view fails before the check (a 422, say), the check is
-        made first, so that a dead session answers 401 as without deferral.
+        raises; and when the view refuses the request before the check (a 422, say),
+        the check is made first, so that a dead session answers 401 as without deferral.
         """
         if func is None:
             return lambda view: self._token_required(view, "access", deferred=deferred)
@@ -208,9 +210,12 @@ class Blueprint(flask_smorest.Blueprint):
             authenticate(kind, deferred=True)
             try:
                 result = func(*args, **kwargs)
-            except Exception:
+            except (HTTPException, AppError):
+                # A refusal of the request (a 422, say) is only given to a live session:
+                # a dead one gets its 401 first. Other failures (the database is down)
+                # go up untouched, without a second query.
                 if "eleva_caller" not in g:
-                    authenticate(kind)  # a dead session's 401 comes before the view's error
+                    authenticate(kind)
                 raise
             if "eleva_caller" not in g:
                 raise RuntimeError(f"{func.__qualname__} did not check the session (identify)")

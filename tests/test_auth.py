@@ -388,6 +388,11 @@ def deferred_views(app):
     def fails_first():
         raise Conflict("The view failed before its session check.")
 
+    @blp.route("/_test/crashes-first")
+    @blp.login_required(deferred=True)
+    def crashes_first():
+        raise RuntimeError("the database is down")
+
     app.register_blueprint(blp)
 
 
@@ -398,8 +403,16 @@ def test_a_deferred_session_check_is_made_by_the_view(client, deferred_views, us
     assert_error_shape(client.get("/_test/fails-first", headers=user.headers), 409)
     assert client.post(LOGOUT, headers=user.headers).status_code == 204
     assert_error_shape(client.get("/_test/checks", headers=user.headers), 401)
-    # A view failing before its check answers as if the check had come first.
+    # A view refusing the request before its check answers as if the check came first.
     assert_error_shape(client.get("/_test/fails-first", headers=user.headers), 401)
+
+
+def test_a_deferred_view_that_crashes_is_not_checked_again(
+    client, deferred_views, user, count_queries
+):
+    with count_queries() as statements:
+        assert_error_shape(client.get("/_test/crashes-first", headers=user.headers), 500)
+    assert statements == []  # no second query when the database may be what failed
 
 
 def test_a_deferred_view_that_skips_the_check_or_writes_is_a_bug(
@@ -717,7 +730,6 @@ def test_refresh_is_limited_per_token(client, auth):
 OTHER_PROCESS = """
 import sys
 from eleva import create_app
-from eleva.errors import Conflict
 from eleva.extensions import db
 from tests.conftest import make_config
 app = create_app(make_config(), {
