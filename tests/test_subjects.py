@@ -496,6 +496,22 @@ def test_the_list_refuses_a_deactivated_user(app, client, user):
     assert_error_shape(client.get(SUBJECTS, headers=user.headers), 401)
 
 
+def test_a_search_past_the_last_page_still_counts_its_matches(client, user):
+    for name in ("Physics", "Physical chemistry", "History"):
+        create(client, user, name)
+    items, meta = listing(client, user, q="phys", page=7, page_size=1)
+    assert items == [] and meta["total"] == 2
+
+
+def test_head_of_the_list_is_checked_like_get(client, user):
+    create(client, user, "Physics")
+    response = client.head(SUBJECTS, headers=user.headers)
+    assert response.status_code == 200 and response.get_data() == b""
+    assert json.loads(response.headers["X-Pagination"])["total"] == 1
+    assert client.post("/api/v1/auth/logout", headers=user.headers).status_code == 204
+    assert client.head(SUBJECTS, headers=user.headers).status_code == 401
+
+
 def test_an_ended_session_is_401_before_a_bad_query_is_422(client, user):
     bad = {"sort": "shoe_size"}
     assert_error_shape(client.get(SUBJECTS, headers=user.headers, query_string=bad), 422)

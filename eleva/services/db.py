@@ -162,10 +162,14 @@ class ReadConnections:
             fairy = None
         if fairy is None:
             fairy = engine.raw_connection()  # through the pool: connect args, liveness
+            try:
+                fairy.dbapi_connection.autocommit = True
+                cursor = fairy.dbapi_connection.cursor()
+                cursor.execute(GENERIC_PLANS)
+            except Exception:
+                fairy.invalidate()  # closed, and never back in the pool half set up
+                raise
             fairy.detach()  # now ours: closed by us, not returned to the pool
-            fairy.dbapi_connection.autocommit = True
-            cursor = fairy.dbapi_connection.cursor()
-            cursor.execute(GENERIC_PLANS)
             held[engine] = (fairy, cursor)
             with self._lock:
                 if engine not in self._all:

@@ -4,7 +4,7 @@ can tell (404, never 403)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -51,11 +51,11 @@ class SubjectRow(NamedTuple):
 @dataclass(frozen=True)
 class SubjectPage:
     owner: Principal | None  # None: the token's session is not live, there is no page
-    items: list[SubjectRow]
+    items: Sequence[SubjectRow]
     total: int
 
 
-_NO_PAGE = SubjectPage(None, [], 0)
+_NO_PAGE = SubjectPage(None, (), 0)
 
 
 def list_subjects(
