@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from flask_smorest import abort
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from config import (
     DEV_JWT_SECRET_KEY,
@@ -630,7 +631,9 @@ class _Point:
 JSON_PAYLOADS = [
     {"b": 1, "a": [1, 2.5, None, True, False], "c": {"z": "", "y": {"x": []}}},
     [{"id": 3, "name": "Physics"}, {"id": 1, "name": "Maths", "description": None}],
-    {"errors": {"json": {"items": {0: ["Not a valid string."], 2: ["Missing."]}}}},
+    {"errors": {"json": {"items": {2: ["Not a valid string."], 10: ["Missing."]}}}},
+    {"form": MultiDict([("a", "1"), ("a", "2")])},
+    {"lone surrogate": "\ud800"},
     {"when": datetime(2026, 11, 26, 9, 30, tzinfo=UTC), "day": date(2026, 11, 26)},
     {"id": uuid.UUID("12345678-1234-5678-1234-567812345678"), "amount": Decimal("1.10")},
     {"point": _Point(1, "a"), "floats": [0.1, 1e16, -0.0, 123456.789]},
