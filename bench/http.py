@@ -83,7 +83,9 @@ def free_port() -> int:
 class Server:
     """gunicorn serving ``app_spec`` with the benchmark's fixed settings."""
 
-    def __init__(self, name: str, app_spec: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, app_spec: str, env: dict[str, str], log_dir: Path, cwd: str = ROOT
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.log_path = log_dir / f"gunicorn-{name}.log"
@@ -103,7 +105,7 @@ class Server:
             command += ["--worker-tmp-dir", "/dev/shm"]
         self.process = subprocess.Popen(
             [*command, app_spec],
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
