@@ -170,7 +170,8 @@ _PRINCIPAL_COLUMNS = tuple(User.__table__.c[field.name] for field in fields(Prin
 PRINCIPAL_WIDTH = len(_PRINCIPAL_COLUMNS)
 
 # Built once: constructing a select() costs more than running it on every request.
-_AUTHENTICATED_PRINCIPAL = HotSelect(_live_session_of_user(select(*_PRINCIPAL_COLUMNS)), Principal)
+_PRINCIPAL_OF_LIVE_SESSION = _live_session_of_user(select(*_PRINCIPAL_COLUMNS))
+_AUTHENTICATED_PRINCIPAL = HotSelect(_PRINCIPAL_OF_LIVE_SESSION, Principal)
 _AUTHENTICATED_USER = _live_session_of_user(select(User))
 
 
@@ -210,7 +211,7 @@ def authenticated_caller_subquery() -> Subquery:
     caller, the revocation check and its data in one round trip: no row at all means
     the session is not live (eleva.subjects.routes, the list).
     """
-    return _live_session_of_user(select(*_PRINCIPAL_COLUMNS)).subquery("caller")
+    return _PRINCIPAL_OF_LIVE_SESSION.subquery("caller")
 
 
 def rotate(claims: dict[str, Any]) -> TokenPair:

@@ -16,7 +16,6 @@ from eleva.errors import NotFound
 from eleva.extensions import db
 from eleva.models import Subject, utcnow
 from eleva.services import auth
-from eleva.services.auth import Principal
 from eleva.services.db import HotSelect, commit_unique
 
 SUBJECT_UNIQUE_FIELDS = {"uq_subjects_owner_name_lower": ("name", "subject name")}
@@ -50,12 +49,17 @@ class SubjectRow(NamedTuple):
 
 @dataclass(frozen=True)
 class SubjectPage:
-    owner: Principal | None  # None: the token's session is not live, there is no page
+    owner: auth.Principal | None  # None: the token's session is not live, there is no page
     items: Sequence[SubjectRow]
     total: int
 
 
 _NO_PAGE = SubjectPage(None, (), 0)
+
+# Each row of a page: the caller's columns, the search's match count (NULL without a
+# search), the subject's columns.
+_OWNER_END = auth.PRINCIPAL_WIDTH
+_ITEM_START = _OWNER_END + 1
 
 
 def list_subjects(
@@ -85,7 +89,7 @@ def list_subjects(
     rows = _page(archived, sort, bool(q)).all(**params, offset=offset, limit=page_size)
     if not rows:
         return _NO_PAGE
-    owner = Principal(*rows[0][:_OWNER_END])
+    owner = auth.Principal(*rows[0][:_OWNER_END])
     if q:
         total = rows[0][_OWNER_END]
     else:
@@ -97,12 +101,6 @@ def list_subjects(
     # A live caller with an empty page is one row whose subject columns are NULL.
     items = [SubjectRow(*row[_ITEM_START:]) for row in rows if row[_ITEM_START] is not None]
     return SubjectPage(owner, items, total)
-
-
-# Each row of a page: the caller's columns, the search's match count (NULL without a
-# search), the subject's columns.
-_OWNER_END = auth.PRINCIPAL_WIDTH
-_ITEM_START = _OWNER_END + 1
 
 
 def _filtered(query: Select, archived: str, searching: bool) -> Select:
