@@ -108,7 +108,7 @@ class StatementCounter:
     def __post_init__(self) -> None:
         from sqlalchemy import event
 
-        from eleva.services.db import DIRECT_STATEMENT_LISTENERS
+        from eleva.data.fastread import DIRECT_STATEMENT_LISTENERS
 
         event.listen(self.engine, "before_cursor_execute", self._statement)
         event.listen(self.engine, "commit", self._commit)
@@ -123,7 +123,7 @@ class StatementCounter:
         event.remove(self.engine, "commit", self._commit)
         event.remove(self.engine, "rollback", self._rollback)
         event.remove(self.engine.pool, "checkout", self._checkout)
-        from eleva.services.db import DIRECT_STATEMENT_LISTENERS
+        from eleva.data.fastread import DIRECT_STATEMENT_LISTENERS
 
         DIRECT_STATEMENT_LISTENERS.remove(self._direct)
 
@@ -170,7 +170,7 @@ def seed_user_with_subjects(app: Any, n_subjects: int) -> dict[str, str]:
 
 
 def app_engine(app: Any) -> Any:
-    from eleva.extensions import db
+    from eleva.data.db import db
 
     with app.app_context():
         return db.engine

@@ -52,7 +52,7 @@ def pooled_driver():  # psycopg, on a connection taken from SQLAlchemy's pool
 
 
 @app.get("/kept-driver")
-def kept_driver():  # psycopg, on a connection the worker keeps (Eléva's HotSelect)
+def kept_driver():  # psycopg, on a connection the worker keeps (Eléva's FastRead)
     connection = _kept.get("c")
     if connection is None:
         dsn = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")

@@ -2,7 +2,7 @@
 
     python -m bench.images [--runs 7] [--quick]
 
-``eleva.images.to_profile_jpeg`` on a 4000×3000 photo-like JPEG (noise and gradients,
+``eleva.core.images.to_profile_jpeg`` on a 4000×3000 photo-like JPEG (noise and gradients,
 quality 90, EXIF orientation 6 as phones write it), a 2000×2000 RGBA PNG and a 500-frame
 GIF; each "as is" (shrink while unloaded: JPEG draft mode, reduced-scale decoding),
 "convert first" (``im.convert("RGB")`` before ``thumbnail``: a full-size decode), to show
@@ -110,7 +110,7 @@ def make_inputs(folder: Path) -> dict[str, Path]:
 
 
 def as_is(data: bytes) -> bytes:
-    from eleva.images import to_profile_jpeg
+    from eleva.core.images import to_profile_jpeg
 
     return to_profile_jpeg(data)
 
@@ -120,7 +120,7 @@ def convert_first(data: bytes) -> bytes:
     full size, so JPEG draft mode cannot apply."""
     from PIL import Image, ImageOps
 
-    from eleva import images
+    from eleva.core import images
 
     with Image.open(io.BytesIO(data), formats=images.ACCEPTED_FORMATS) as im:
         width, height = im.size
@@ -138,7 +138,7 @@ def reducing_gap_2(data: bytes) -> bytes:
     at twice the target (1/4 scale for 4000×3000) and Lanczos resamples from there."""
     from PIL import Image, ImageOps
 
-    from eleva import images
+    from eleva.core import images
 
     with Image.open(io.BytesIO(data), formats=images.ACCEPTED_FORMATS) as im:
         width, height = im.size
@@ -228,7 +228,7 @@ def timed(fn: Callable[[bytes], object], data: bytes) -> tuple[float, float]:
 
 def refuse(data: bytes) -> tuple[float, str]:
     """Milliseconds to refuse ``data``, and what the pipeline raised."""
-    from eleva.images import to_profile_jpeg
+    from eleva.core.images import to_profile_jpeg
 
     started = time.perf_counter()
     try:

@@ -104,7 +104,7 @@ def main() -> int:
                     samples[label].append((time.process_time() - started) / args.n * 1e6)
         finally:
             with app.app_context():
-                from eleva.extensions import db
+                from eleva.data.db import db
 
                 db.engine.dispose()
 

@@ -6,7 +6,7 @@ In process, with the Flask test client, against a fresh PostgreSQL database (def
 eleva_bench_queries, dropped at the end) or an in-memory SQLite one (``--sqlite``). A
 ``before_cursor_execute`` listener on the app's engine counts the statements each request
 sends through SQLAlchemy, and ``DIRECT_STATEMENT_LISTENERS`` those the hot reads send
-straight to psycopg (eleva.services.db.HotSelect). Also counted: connection checkouts from
+straight to psycopg (eleva.data.fastread.FastRead). Also counted: connection checkouts from
 the pool (the hot reads use the worker's own connection instead) and commits. ``--sql``
 prints every statement.
 """
@@ -259,7 +259,7 @@ def main() -> int:
         if args.sqlite:
             env = production_env("sqlite://", media.name, **QUIET)
             app = make_app(env)
-            from eleva.extensions import db
+            from eleva.data.db import db
 
             with app.app_context():
                 db.create_all()

@@ -97,7 +97,7 @@ def latencies(client: Any, plan: list[tuple[str, str, dict[str, str]]]) -> dict[
 
 def explain(engine: Any, statement: str, parameters: Any, *, seqscan: bool = True) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of ``statement``'s generic plan: the plan the app's hot
-    reads run with (eleva.services.db.GENERIC_PLANS), not one made for these values."""
+    reads run with (eleva.data.fastread.GENERIC_PLANS), not one made for these values."""
     names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
     numbered = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", statement)
     arguments = ", ".join(f"%({name})s" for name in names)

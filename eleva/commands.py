@@ -14,12 +14,12 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import delete, func, insert, or_, select
 
-from eleva.errors import AppError
-from eleva.extensions import db, storage
-from eleva.models import LoginSession, Subject, User, utcnow
-from eleva.security import hash_password
+from eleva.core.errors import AppError
+from eleva.core.passwords import hash_password
+from eleva.data.db import db
+from eleva.data.models import LoginSession, Subject, User, utcnow
+from eleva.data.storage import StorageError, storage
 from eleva.services import auth
-from eleva.storage import StorageError
 from eleva.users.schemas import UserCreateSchema
 
 DEMO_USERNAME = "demo"
@@ -95,6 +95,8 @@ def _seed_demo(password: str | None) -> None:
         except AppError as exc:
             raise click.ClickException(f"cannot create the demo user: {exc.message}") from None
         user = auth.find_by_login(DEMO_USERNAME)
+        if user is None:  # it was just created
+            raise click.ClickException("the demo user vanished as it was created")
         click.echo(f"Created user {DEMO_USERNAME} ({DEMO_EMAIL}).")
         if generated:
             click.echo(f"Its password (shown once): {password}")
@@ -294,7 +296,7 @@ def prune_sessions(days: int) -> None:
         )
     )
     db.session.commit()
-    click.echo(f"Deleted {result.rowcount} ended session(s).")
+    click.echo(f"Deleted {getattr(result, 'rowcount', 0)} ended session(s).")
 
 
 def _one_line(messages: object) -> str:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import marshmallow as ma
+from flask import Flask
 from flask.views import MethodView
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from eleva.api import Blueprint
-from eleva.errors import ServiceUnavailable
-from eleva.extensions import db
-from eleva.schemas import ResponseSchema
+from eleva.core.errors import ServiceUnavailable
+from eleva.data.db import db
+from eleva.http.api import Api, Blueprint
+from eleva.http.schemas import ResponseSchema
 
 blp = Blueprint("health", __name__, url_prefix="/health", description="Service health")
 
@@ -40,3 +41,7 @@ class Ready(MethodView):
         finally:
             db.session.rollback()
         return {"status": "ok"}
+
+
+def register(_app: Flask, api: Api) -> None:
+    api.register_blueprint(blp)

@@ -13,10 +13,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from eleva import create_app
-from eleva.errors import Conflict
-from eleva.extensions import db
-from eleva.models import LoginSession, User
-from eleva.security import hash_password, verify_password
+from eleva.core.passwords import hash_password, verify_password
+from eleva.data.db import db
+from eleva.data.models import LoginSession, User
 from tests.conftest import PASSWORD, assert_error_shape, make_config, requires_postgres
 
 REGISTER = "/api/v1/auth/register"
@@ -331,14 +330,14 @@ def test_every_token_problem_is_401_in_the_error_shape(app, client, user, case):
 
 
 def test_a_verified_token_stops_working_when_it_expires(app, client, user, monkeypatch):
-    """Verified claims are kept per token (eleva.security.VerifiedTokens); expiry is
+    """Verified claims are kept per token (eleva.http.auth.VerifiedTokens); expiry is
     checked again on every use."""
     sid = decode(app, user.access_token)["sid"]
     token = forge(app, _claims(app, user.id, sid, exp=int(time.time()) + 60))
     assert client.get(ME, headers=bearer(token)).status_code == 200
     assert client.get(ME, headers=bearer(token)).status_code == 200  # from the cache
     later = time.time() + 61 + app.config["JWT_DECODE_LEEWAY"]
-    monkeypatch.setattr("eleva.security.time.time", lambda: later)
+    monkeypatch.setattr("eleva.http.auth.time.time", lambda: later)
     monkeypatch.setattr("jwt.api_jwt.datetime", _FrozenDatetime(later))
     body = assert_error_shape(client.get(ME, headers=bearer(token)), 401)
     assert "expired" in body["message"]
@@ -364,80 +363,69 @@ def test_a_verified_token_still_needs_a_live_session(app, client, user):
 
 
 @pytest.fixture
-def deferred_views(app):
-    """Views whose session check is deferred to the view (login_required(deferred=True))."""
-    from eleva.api import Blueprint
-    from eleva.security import identify, token_claims
-    from eleva.services.auth import authenticated_user
+def protected_views(app):
+    """A view per method behind login_required, reporting whom it was given."""
+    from flask.views import MethodView
 
-    blp = Blueprint("deferred_test", __name__)
+    from eleva.http.api import Blueprint
+    from eleva.services.auth import CurrentUser
 
-    @blp.route("/_test/checks")
-    @blp.login_required(deferred=True)
-    def checks():
-        identify(authenticated_user(token_claims()))
-        return {"ok": True}
+    blp = Blueprint("protected_test", __name__)
+    seen: list[object] = []
 
-    @blp.route("/_test/forgets", methods=["GET", "POST"])
-    @blp.login_required(deferred=True)
-    def forgets():
-        return {"ok": True}
+    @blp.route("/_test/who")
+    class Who(MethodView):
+        @blp.login_required
+        def get(self, me: CurrentUser):
+            seen.append(me)
+            return {"id": me.id, "session": str(me.session_id)}
 
-    @blp.route("/_test/fails-first")
-    @blp.login_required(deferred=True)
-    def fails_first():
-        raise Conflict("The view failed before its session check.")
-
-    @blp.route("/_test/crashes-first")
-    @blp.login_required(deferred=True)
-    def crashes_first():
-        raise RuntimeError("the database is down")
+        @blp.login_required
+        def post(self, me: CurrentUser):
+            seen.append(me)
+            return {"id": me.id, "session": str(me.session_id)}
 
     app.register_blueprint(blp)
+    return seen
 
 
-def test_a_deferred_session_check_is_made_by_the_view(client, deferred_views, user):
-    assert client.get("/_test/checks", headers=user.headers).json == {"ok": True}
-    assert_error_shape(client.get("/_test/checks"), 401)  # the token is checked before
-    assert_error_shape(client.get("/_test/checks", headers=user.refresh_headers), 401)
-    assert_error_shape(client.get("/_test/fails-first", headers=user.headers), 409)
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_login_required_hands_every_method_the_same_caller(
+    app, client, protected_views, user, method
+):
+    from eleva.services.auth import CurrentUser
+
+    response = getattr(client, method)("/_test/who", headers=user.headers)
+    assert response.json == {"id": user.id, "session": decode(app, user.access_token)["sid"]}
+    assert type(protected_views[-1]) is CurrentUser
     assert client.post(LOGOUT, headers=user.headers).status_code == 204
-    assert_error_shape(client.get("/_test/checks", headers=user.headers), 401)
-    # A view refusing the request before its check answers as if the check came first.
-    assert_error_shape(client.get("/_test/fails-first", headers=user.headers), 401)
+    # Checked before the view, whatever the method: the view never runs.
+    calls = len(protected_views)
+    assert_error_shape(getattr(client, method)("/_test/who", headers=user.headers), 401)
+    assert_error_shape(getattr(client, method)("/_test/who"), 401)
+    assert len(protected_views) == calls
 
 
-def test_a_deferred_view_that_crashes_is_not_checked_again(
-    client, deferred_views, user, count_queries
-):
-    with count_queries() as statements:
-        assert_error_shape(client.get("/_test/crashes-first", headers=user.headers), 500)
-    assert statements == []  # no second query when the database may be what failed
+def test_verified_tokens_are_bounded_and_expire():
+    import uuid
 
+    from eleva.core.tokens import TokenClaims
+    from eleva.http.auth import VerifiedTokens
 
-def test_a_deferred_view_that_skips_the_check_or_writes_is_a_bug(
-    client, deferred_views, user, caplog
-):
-    assert_error_shape(client.get("/_test/forgets", headers=user.headers), 500)
-    assert "forgets did not check the session" in caplog.text
-    assert_error_shape(client.post("/_test/forgets", headers=user.headers), 500)
-    assert "a deferred session check is for GET and HEAD requests" in caplog.text
+    kept = VerifiedTokens(maxsize=3)
+    now = int(time.time())
 
+    def claims(i: int, exp: int) -> TokenClaims:
+        return TokenClaims(i, uuid.uuid4(), f"jti-{i}", "access", exp)
 
-def test_verified_tokens_are_bounded():
-    from eleva.security import VerifiedTokens
-
-    kept = VerifiedTokens(leeway=0, maxsize=3)
-    exp = int(time.time()) + 60
     for i in range(5):
-        kept.put(f"token-{i}", {"sub": str(i), "exp": exp})
+        kept.put(f"token-{i}", claims(i, now + 60))
     assert len(kept) == 3
-    assert kept.get("token-0") is None and kept.get("token-1") is None
-    assert kept.get("token-4") == {"sub": "4", "exp": exp}
-    kept.get("token-4")["sub"] = "changed"  # callers get copies
-    assert kept.get("token-4")["sub"] == "4"
-    kept.put("no-expiry", {"sub": "9"})
-    assert kept.get("no-expiry") is None
+    assert kept.get("token-0", 0) is None and kept.get("token-1", 0) is None
+    assert kept.get("token-4", 0).user_id == 4
+    kept.put("expired", claims(9, now - 1))
+    assert kept.get("expired", 0) is None
+    assert kept.get("expired", 0) is None  # and forgotten
 
 
 @pytest.mark.parametrize(
@@ -730,7 +718,7 @@ def test_refresh_is_limited_per_token(client, auth):
 OTHER_PROCESS = """
 import sys
 from eleva import create_app
-from eleva.extensions import db
+from eleva.data.db import db
 from tests.conftest import make_config
 app = create_app(make_config(), {
     "SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_ENGINE_OPTIONS": {},

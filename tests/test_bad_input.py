@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from eleva.extensions import db
-from eleva.models import LoginSession, Subject, User
+from eleva.data.db import db
+from eleva.data.models import LoginSession, Subject, User
 from tests.conftest import PASSWORD, assert_error_shape
 
 # -- the endpoints that take a body, each with a valid one ---------------------------------

@@ -12,8 +12,8 @@ from moto import mock_aws
 from PIL import Image
 from sqlalchemy import func, select
 
-from eleva.extensions import db
-from eleva.models import LoginSession, Subject, User
+from eleva.data.db import db
+from eleva.data.models import LoginSession, Subject, User
 from tests.conftest import PASSWORD
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from eleva import create_app
-from eleva.extensions import db
+from eleva.data.db import db
 from tests.conftest import ON_POSTGRES, TEST_DATABASE_URL, make_config, requires_postgres
 
 

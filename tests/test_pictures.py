@@ -16,10 +16,10 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
-from eleva import images
-from eleva.extensions import db, storage
-from eleva.models import User
-from eleva.storage import InvalidKey, LocalBackend, StorageError, check_key
+from eleva.core import images
+from eleva.data.db import db
+from eleva.data.models import User
+from eleva.data.storage import InvalidKey, LocalBackend, StorageError, check_key, storage
 from tests.conftest import assert_error_shape
 
 PICTURE = "/api/v1/users/me/picture"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import uuid
 from types import SimpleNamespace
 
 import marshmallow as ma
 import pytest
 
-from eleva.schemas import ResponseSchema
+from eleva.http.schemas import ResponseSchema
 
 UTC = dt.UTC
 AWARE = dt.datetime(2026, 11, 26, 10, 30, 5, 123456, tzinfo=UTC)
@@ -121,10 +122,10 @@ def test_the_apps_response_schemas_match_marshmallow(app, client, user):
     from sqlalchemy import select
 
     from eleva.auth.schemas import TokenPairSchema
-    from eleva.extensions import db
+    from eleva.data.db import db
+    from eleva.data.models import Subject, User
     from eleva.health import StatusSchema
-    from eleva.models import Subject, User
-    from eleva.services.auth import Principal
+    from eleva.services.auth import CurrentUser
     from eleva.services.subjects import SubjectRow
     from eleva.subjects.schemas import SubjectSchema
     from eleva.users.schemas import PrivateUserSchema, PublicUserSchema
@@ -132,8 +133,13 @@ def test_the_apps_response_schemas_match_marshmallow(app, client, user):
     assert client.post("/api/v1/subjects/", json={"name": "Maths"}, headers=user.headers)
     with app.test_request_context():
         orm_user = db.session.scalar(select(User))
-        principal = Principal(
-            **{name: getattr(orm_user, name) for name in Principal.__dataclass_fields__}
+        principal = CurrentUser(
+            **{
+                name: getattr(orm_user, name)
+                for name in CurrentUser.__dataclass_fields__
+                if name != "session_id"
+            },
+            session_id=uuid.uuid4(),
         )
         subject = db.session.scalar(select(Subject))
         row = SubjectRow(*(getattr(subject, name) for name in SubjectRow._fields))

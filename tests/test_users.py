@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from eleva.extensions import db
-from eleva.models import User
+from eleva.data.db import db
+from eleva.data.models import User
 from tests.conftest import PASSWORD, assert_error_shape
 
 ME = "/api/v1/users/me"
@@ -232,7 +232,7 @@ def test_deactivation_keeps_data_and_ends_every_session(app, client, auth, user)
     data = row(app, user.id)
     assert data["is_active"] is False and data["email"] == "ada@example.com"
     with app.app_context():
-        from eleva.models import Subject
+        from eleva.data.models import Subject
 
         assert db.session.scalar(select(Subject.name)) == "Kept"
 

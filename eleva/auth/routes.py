@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from flask.views import MethodView
 
-from eleva import ratelimit
-from eleva.api import Blueprint
 from eleva.auth.schemas import LoginSchema, LogoutSchema, TokenPairSchema
-from eleva.extensions import limiter
-from eleva.security import current_claims
+from eleva.core.errors import Unauthorized
+from eleva.core.tokens import TokenClaims
+from eleva.http import ratelimit
+from eleva.http.api import Blueprint
+from eleva.http.auth import read_token
+from eleva.http.ratelimit import limiter
 from eleva.services import auth
+from eleva.services.auth import CurrentUser
 from eleva.users.schemas import PrivateUserSchema, UserCreateSchema
 
 blp = Blueprint("auth", __name__, description="Registration, login and tokens")
@@ -56,13 +61,13 @@ class Refresh(MethodView):
     @blp.refresh_token_required
     @blp.response(200, TokenPairSchema)
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
-    def post(self):
+    def post(self, token: TokenClaims):
         """Trade the refresh token (as Bearer) for a new access and refresh token.
 
         Each refresh token works once. Presenting one that was already used ends the
         whole login session: every token descended from that login stops working.
         """
-        return auth.rotate(current_claims())
+        return auth.rotate(token.user_id, token.session_id, token.jti)
 
 
 @blp.route("/logout")
@@ -70,10 +75,15 @@ class Logout(MethodView):
     @blp.login_required
     @blp.arguments(LogoutSchema, required=False)
     @blp.response(204)
-    def post(self, data):
+    def post(self, me: CurrentUser, data):
         """End this login session: its access and refresh tokens stop working.
 
         Other sessions of the user are untouched. ``refresh_token``, if given and the
         caller's, ends the session it belongs to as well.
         """
-        auth.logout(current_claims(), data.get("refresh_token"))
+        sessions = {me.session_id}
+        # Not a valid refresh token: only this session ends.
+        with contextlib.suppress(Unauthorized):
+            if data.get("refresh_token"):
+                sessions.add(read_token(data["refresh_token"], "refresh").session_id)
+        auth.logout(me.id, sessions)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from eleva.fields import Text
-from eleva.schemas import ResponseSchema
+from eleva.http.fields import Text
+from eleva.http.schemas import ResponseSchema
 
 
 class LoginSchema(ma.Schema):

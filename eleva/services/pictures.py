@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import uuid
 
-from eleva import images
-from eleva.errors import PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
-from eleva.extensions import db, storage
-from eleva.models import User
-from eleva.storage import StorageError
+from eleva.core import images
+from eleva.core.errors import PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+from eleva.data.db import db
+from eleva.data.models import User
+from eleva.data.storage import StorageError, storage
+from eleva.services.users import get_user
 
 log = logging.getLogger("eleva.pictures")
 
@@ -26,7 +27,7 @@ def picture_key(user_id: int) -> str:
     return f"profile-pictures/{user_id}/{uuid.uuid4().hex}.jpg"
 
 
-def set_picture(user: User, data: bytes) -> User:
+def set_picture(user_id: int, data: bytes) -> User:
     try:
         jpeg = images.to_profile_jpeg(data)
     except images.ImageTooLarge as exc:
@@ -34,17 +35,17 @@ def set_picture(user: User, data: bytes) -> User:
     except images.UnsupportedImage as exc:
         raise UnsupportedMediaType(f"{exc} Send a JPEG, PNG, WebP or GIF image.") from None
 
-    key = picture_key(user.id)
+    key = picture_key(user_id)
     try:
         storage.save(key, jpeg, CONTENT_TYPE)
     except StorageError as exc:
-        log.error("picture upload for user %s failed: %s", user.id, exc)
+        log.error("picture upload for user %s failed: %s", user_id, exc)
         raise ServiceUnavailable("Picture storage is unavailable. Try again shortly.") from None
 
     try:
-        # Read the current key under a row lock: of two uploads at once, each must see
-        # the other's object as the old one to delete, or one object is orphaned.
-        db.session.refresh(user, with_for_update=True)
+        # The current key under a row lock: of two uploads at once, each must see the
+        # other's object as the old one to delete, or one object is orphaned.
+        user = get_user(user_id, for_update=True)
         old_key = user.picture_key
         user.picture_key = key
         db.session.commit()
@@ -57,8 +58,8 @@ def set_picture(user: User, data: bytes) -> User:
     return user
 
 
-def remove_picture(user: User) -> None:
-    db.session.refresh(user, with_for_update=True)
+def remove_picture(user_id: int) -> None:
+    user = get_user(user_id, for_update=True)
     old_key = user.picture_key
     if old_key is None:
         db.session.rollback()

@@ -1,6 +1,5 @@
-"""A user's subjects. Every function is confined to one owner (the caller, or the owner
-of the token presented): another user's subject does not exist as far as the caller
-can tell (404, never 403)."""
+"""A user's subjects. Every function is confined to one owner: another user's subject
+does not exist as far as the caller can tell (404, never 403)."""
 
 from __future__ import annotations
 
@@ -10,15 +9,12 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, null, select, true
+from sqlalchemy import ColumnElement, Select, String, bindparam, func, select, true
 
-from eleva.errors import NotFound
-from eleva.extensions import db
-from eleva.models import Subject, utcnow
-from eleva.services import auth
-from eleva.services.db import HotSelect, commit_unique
-
-SUBJECT_UNIQUE_FIELDS = {"uq_subjects_owner_name_lower": ("name", "subject name")}
+from eleva.core.errors import NotFound
+from eleva.data.db import commit, db
+from eleva.data.fastread import FastRead
+from eleva.data.models import Subject, User, utcnow
 
 # Sort keys the API accepts, and what each orders by (given the subject columns, of the
 # table or of a subquery). id breaks ties so that pages never overlap or skip rows.
@@ -49,21 +45,12 @@ class SubjectRow(NamedTuple):
 
 @dataclass(frozen=True)
 class SubjectPage:
-    owner: auth.Principal | None  # None: the token's session is not live, there is no page
     items: Sequence[SubjectRow]
     total: int
 
 
-_NO_PAGE = SubjectPage(None, (), 0)
-
-# Each row of a page: the caller's columns, the search's match count (NULL without a
-# search), the subject's columns.
-_OWNER_END = auth.PRINCIPAL_WIDTH
-_ITEM_START = _OWNER_END + 1
-
-
 def list_subjects(
-    claims: dict[str, Any],
+    owner_id: int,
     *,
     archived: str = "false",
     q: str | None = None,
@@ -71,44 +58,25 @@ def list_subjects(
     page: int = 1,
     page_size: int = 20,
 ) -> SubjectPage:
-    """One page of the token owner's subjects and their total, with the owner.
-
-    One statement, whatever the number of subjects, and it is the request's
-    authentication too: the page is LEFT JOINed to the authentication query
-    (``auth.authenticated_caller_subquery``), so a session that is not live yields no
-    row and no page (``owner`` None), and a live one yields its caller even when the
-    page is empty. The total is the owner's counters (kept by triggers), or with a
-    search a count of the matches in the same statement.
-    """
-    params = auth.session_params(claims)
-    if params is None:
-        return _NO_PAGE
+    """One page of the owner's subjects and their total: one statement, however many
+    subjects. The total is the owner's counters (kept by triggers), or with a search a
+    count of the matches."""
+    params: dict[str, Any] = {"owner_id": owner_id}
     if q:
         params["term"] = _like_escaped(q.lower())
     offset = min((page - 1) * page_size, MAX_OFFSET)
     rows = _page(archived, sort, bool(q)).all(**params, offset=offset, limit=page_size)
-    if not rows:
-        return _NO_PAGE
-    owner = auth.Principal(*rows[0][:_OWNER_END])
-    if q:
-        total = rows[0][_OWNER_END]
-    else:
-        total = {
-            "false": owner.subjects_active,
-            "true": owner.subjects_archived,
-            "all": owner.subjects_active + owner.subjects_archived,
-        }[archived]
-    # A live caller with an empty page is one row whose subject columns are NULL.
-    items = [SubjectRow(*row[_ITEM_START:]) for row in rows if row[_ITEM_START] is not None]
-    return SubjectPage(owner, items, total)
+    # One row even for an empty page (the total, subject columns NULL).
+    total = rows[0][0] if rows else 0
+    return SubjectPage([SubjectRow(*row[1:]) for row in rows if row[1] is not None], total or 0)
 
 
 def _filtered(query: Select, archived: str, searching: bool) -> Select:
-    query = query.where(Subject.owner_id == bindparam("user_id"))
+    query = query.where(Subject.owner_id == bindparam("owner_id"))
     if archived != "all":
         query = query.where(Subject.is_archived.is_(archived == "true"))
     if searching:
-        term = bindparam("term")
+        term = bindparam("term", type_=String())
         query = query.where(
             func.lower(Subject.name).contains(term, escape=LIKE_ESCAPE)
             | func.lower(Subject.description).contains(term, escape=LIKE_ESCAPE)
@@ -116,10 +84,23 @@ def _filtered(query: Select, archived: str, searching: bool) -> Select:
     return query
 
 
+def _total(archived: str, searching: bool) -> ColumnElement:
+    if searching:
+        return _filtered(
+            select(func.count()).select_from(Subject), archived, True
+        ).scalar_subquery()
+    counter = {
+        "false": User.subjects_active,
+        "true": User.subjects_archived,
+        "all": User.subjects_active + User.subjects_archived,
+    }[archived]
+    return select(counter).where(User.id == bindparam("owner_id")).scalar_subquery()
+
+
 # One statement per shape of list, built on first use (a select() costs more to build
 # than to run).
 @cache
-def _page(archived: str, sort: str, searching: bool) -> HotSelect[tuple]:
+def _page(archived: str, sort: str, searching: bool) -> FastRead[tuple]:
     subjects = Subject.__table__.c
     page = (
         _ordered(
@@ -131,18 +112,11 @@ def _page(archived: str, sort: str, searching: bool) -> HotSelect[tuple]:
         .limit(bindparam("limit"))
         .subquery("page")
     )
-    if searching:
-        matches = _filtered(select(func.count()).select_from(Subject), archived, True)
-        total = matches.scalar_subquery()
-    else:
-        total = null()
-    caller = auth.authenticated_caller_subquery()
-    # The owner is the caller: the page's owner_id is the same parameter the
-    # authentication query checks against a live session of that user.
-    query = select(caller, total.label("total"), page).select_from(caller.outerjoin(page, true()))
+    totals = select(_total(archived, searching).label("total")).subquery("totals")
+    query = select(totals.c.total, page).select_from(totals.outerjoin(page, true()))
     # Ordered inside (the LIMIT walks an index) and again outside: a join does not
     # promise to keep its input's order.
-    return HotSelect(_ordered(query, sort, page.c), _as_tuple)
+    return FastRead(_ordered(query, sort, page.c), _as_tuple)
 
 
 def _as_tuple(*values: Any) -> tuple:
@@ -169,7 +143,7 @@ def _ordered(query: Select, sort: str, columns: Any) -> Select:
 def create_subject(owner_id: int, data: dict[str, Any]) -> Subject:
     subject = Subject(owner_id=owner_id, **_normalised(data))
     db.session.add(subject)
-    commit_unique(SUBJECT_UNIQUE_FIELDS)
+    commit()
     return subject
 
 
@@ -191,7 +165,7 @@ def update_subject(subject: Subject, changes: dict[str, Any]) -> Subject:
     # Every accepted write is a new version, even one that changes no value: its
     # ETag must differ from the one the writer presented.
     subject.updated_at = utcnow()
-    commit_unique(SUBJECT_UNIQUE_FIELDS)
+    commit()
     return subject
 
 

@@ -7,33 +7,43 @@ import uuid
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
-from eleva.errors import NotFound, ValidationFailed
-from eleva.extensions import db
-from eleva.models import User
-from eleva.security import hash_password, verify_password
+from eleva.core.errors import NotFound, ValidationFailed
+from eleva.core.passwords import hash_password, verify_password
+from eleva.data.db import commit, db
+from eleva.data.models import User
 from eleva.services import auth
-from eleva.services.db import commit_unique
 
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,30}$")
 
 
-def update_profile(user: User, changes: dict[str, Any]) -> User:
+def get_user(user_id: int, *, for_update: bool = False) -> User:
+    """The user's row (locked with ``for_update``); NotFound if it is gone."""
+    user = db.session.get(User, user_id, with_for_update=for_update)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def update_profile(user_id: int, changes: dict[str, Any]) -> User:
     """Apply a partial update; ``privacy`` is itself partial."""
+    changes = dict(changes)
     privacy = changes.pop("privacy", None) or {}
     if "email" in changes:
-        changes["email"] = changes["email"].lower()
+        changes["email"] = auth.normalise_email(changes["email"])
+    user = get_user(user_id, for_update=True)
     for field, value in {**changes, **privacy}.items():
         setattr(user, field, value)
-    commit_unique(auth.USER_UNIQUE_FIELDS)
+    commit()
     return user
 
 
 def change_password(
-    user: User, *, current_password: str, new_password: str, session_id: uuid.UUID | None
+    user_id: int, session_id: uuid.UUID, *, current_password: str, new_password: str
 ) -> None:
-    """Set a new password and end every session of the user but the caller's."""
+    """Set a new password and end every session of the user but ``session_id``."""
+    user = get_user(user_id, for_update=True)
     if not verify_password(current_password, user.password_hash):
         raise ValidationFailed.field("current_password", "The current password is wrong.")
     auth.check_new_password(
@@ -44,8 +54,9 @@ def change_password(
     db.session.commit()
 
 
-def deactivate(user: User, *, password: str) -> None:
+def deactivate(user_id: int, *, password: str) -> None:
     """Deactivate the account (data kept) and end all of its sessions."""
+    user = get_user(user_id, for_update=True)
     if not verify_password(password, user.password_hash):
         raise ValidationFailed.field("password", "The password is wrong.")
     user.is_active = False
@@ -53,16 +64,17 @@ def deactivate(user: User, *, password: str) -> None:
     db.session.commit()
 
 
-def public_profile(username: str, *, viewer: User) -> User:
+def public_profile(username: str, *, viewer_id: int) -> User:
     """A user as others may see them: 404 unless active and public (or the viewer)."""
-    # A path segment that cannot be a username never reaches the database.
-    if not _USERNAME_RE.match(username):
+    if not _USERNAME_RE.match(username):  # cannot be a username: no query
         raise NotFound("No such user.")
-    if username.lower() == viewer.username.lower():
-        return viewer
     user = db.session.scalar(
-        select(User).where(func.lower(User.username) == username.lower(), User.is_active.is_(True))
+        select(User).where(
+            func.lower(User.username) == username.lower(),
+            User.is_active.is_(True),
+            or_(User.profile_visibility == "public", User.id == viewer_id),
+        )
     )
-    if user is None or user.profile_visibility != "public":
+    if user is None:
         raise NotFound("No such user.")
     return user

@@ -1,1 +1,12 @@
 """Subjects: a user's own study subjects."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from eleva.http.api import Api
+from eleva.subjects.routes import blp
+
+
+def register(_app: Flask, api: Api) -> None:
+    api.register_blueprint(blp, url_prefix="/api/v1/subjects")

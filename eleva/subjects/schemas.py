@@ -5,8 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from eleva.fields import VISIBLE_PATTERN, StrictBoolean, Text, has_visible_character
-from eleva.schemas import ResponseSchema
+from eleva.http.fields import VISIBLE_PATTERN, StrictBoolean, Text, has_visible_character
+from eleva.http.schemas import ResponseSchema
 from eleva.services.subjects import SORT_KEYS
 
 COLOR_PATTERN = r"^#[0-9A-Fa-f]{6}$"

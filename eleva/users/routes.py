@@ -1,7 +1,6 @@
 """/api/v1/users — the caller's own account, and other users' public profiles.
 
-There is deliberately no route that lists users. Views use ``current_user()``: the
-user the request's token was checked against (``eleva.security.authenticate``).
+There is deliberately no route that lists users.
 """
 
 from __future__ import annotations
@@ -11,12 +10,12 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest.fields import Upload
 
-from eleva import ratelimit
-from eleva.api import Blueprint, upload_body_limit
-from eleva.errors import PayloadTooLarge
-from eleva.extensions import limiter
-from eleva.security import current_claims, current_user
-from eleva.services import auth, pictures, users
+from eleva.core.errors import PayloadTooLarge
+from eleva.http import ratelimit
+from eleva.http.api import Blueprint, upload_body_limit
+from eleva.http.ratelimit import limiter
+from eleva.services import pictures, users
+from eleva.services.auth import CurrentUser
 from eleva.users.schemas import (
     PasswordChangeSchema,
     PasswordConfirmSchema,
@@ -40,27 +39,27 @@ class PictureUploadSchema(ma.Schema):
 class Me(MethodView):
     @blp.login_required
     @blp.response(200, PrivateUserSchema)
-    def get(self):
+    def get(self, me: CurrentUser):
         """Your own profile (private view)."""
-        return current_user()
+        return me
 
     @blp.login_required
     @blp.arguments(UserUpdateSchema)
     @blp.response(200, PrivateUserSchema)
     @blp.alt_response(409, response="CONFLICT")
-    def patch(self, changes):
+    def patch(self, me: CurrentUser, changes):
         """Change any of full_name, bio (≤ 500), username, email, privacy (itself partial).
 
         Your session keeps working after a change of email or username.
         """
-        return users.update_profile(current_user(), changes)
+        return users.update_profile(me.id, changes)
 
     @blp.login_required
     @blp.arguments(PasswordConfirmSchema)
     @blp.response(204)
-    def delete(self, data):
+    def delete(self, me: CurrentUser, data):
         """Deactivate your account (data kept); every session ends. Needs your password."""
-        users.deactivate(current_user(), password=data["password"])
+        users.deactivate(me.id, password=data["password"])
 
 
 @blp.route("/me/password")
@@ -68,15 +67,13 @@ class MyPassword(MethodView):
     @blp.login_required
     @blp.arguments(PasswordChangeSchema)
     @blp.response(204)
-    def put(self, data):
+    def put(self, me: CurrentUser, data):
         """Change your password. Every other session ends; this one keeps working.
 
         A wrong current password, or a new one that breaks the rules, is a 422 field
         error (``current_password`` / ``new_password``).
         """
-        users.change_password(
-            current_user(), **data, session_id=auth.current_session_id(current_claims())
-        )
+        users.change_password(me.id, me.session_id, **data)
 
 
 @blp.route("/me/picture")
@@ -91,19 +88,19 @@ class MyPicture(MethodView):
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
-    def put(self, files):
+    def put(self, me: CurrentUser, files):
         """Upload a profile picture (multipart field ``file``, at most MAX_UPLOAD_MB).
 
         Judged by content: JPEG, PNG, WebP or GIF. Stored as a JPEG fitted within
         500×500, EXIF orientation applied and all metadata removed.
         """
-        return pictures.set_picture(current_user(), _read_upload(files["file"]))
+        return pictures.set_picture(me.id, _read_upload(files["file"]))
 
     @blp.login_required
     @blp.response(204)
-    def delete(self):
+    def delete(self, me: CurrentUser):
         """Remove your profile picture."""
-        pictures.remove_picture(current_user())
+        pictures.remove_picture(me.id)
 
 
 def _read_upload(file) -> bytes:
@@ -119,6 +116,6 @@ class Profile(MethodView):
     @blp.login_required
     @blp.response(200, PublicUserSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, username):
+    def get(self, me: CurrentUser, username):
         """A user's public profile. 404 if unknown, deactivated, or private (unless yours)."""
-        return users.public_profile(username, viewer=current_user())
+        return users.public_profile(username, viewer_id=me.id)

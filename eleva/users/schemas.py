@@ -7,15 +7,15 @@ filtered: a field added to users later cannot leak into public profiles by accid
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import marshmallow as ma
 from marshmallow import validate
 
-from eleva.extensions import storage
-from eleva.fields import StrictBoolean, Text
-from eleva.models import PROFILE_VISIBILITIES, User
-from eleva.schemas import ResponseSchema
+from eleva.data.models import PROFILE_VISIBILITIES
+from eleva.data.storage import storage
+from eleva.http.fields import StrictBoolean, Text
+from eleva.http.schemas import ResponseSchema
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,30}$"
 # "me" names the caller's own profile in /users/me.
@@ -105,7 +105,16 @@ class PrivacyViewSchema(ResponseSchema):
     show_email = ma.fields.Boolean(required=True)
 
 
-def picture_url(user: User) -> str | None:
+class HasPicture(Protocol):
+    picture_key: str | None
+
+
+class ShowsEmail(Protocol):
+    email: str
+    show_email: bool
+
+
+def picture_url(user: HasPicture) -> str | None:
     return storage.url(user.picture_key) if user.picture_key else None
 
 
@@ -140,6 +149,6 @@ class PublicUserSchema(ResponseSchema):
         metadata={"type": "string", "description": "Only when the user chose to show it."},
     )
 
-    def shown_email(self, user: User) -> str | ma.utils.Missing:
+    def shown_email(self, user: ShowsEmail) -> Any:
         # missing (not null) drops the key from the output altogether.
         return user.email if user.show_email else ma.missing

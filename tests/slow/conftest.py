@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import text
 
 from eleva import create_app
-from eleva.extensions import db
-from tests.conftest import ON_POSTGRES, TABLES, CheckedClient, make_config
+from eleva.data.db import db
+from tests.conftest import ON_POSTGRES, CheckedClient, empty_tables, make_config
 from tests.slow.support import (
     Server,
     TcpProxy,
@@ -121,8 +120,5 @@ def make_app(tmp_path: Path, private_database_url: str | None) -> Iterator[Calla
         with app.app_context():
             db.session.remove()
             if private_database_url is not None:
-                # DELETE, not TRUNCATE: on tables this small it is much faster.
-                with db.engine.begin() as conn:
-                    for table in TABLES:
-                        conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (fixed names)
+                empty_tables()
             db.engine.dispose()

@@ -31,8 +31,8 @@ from PIL import Image
 from sqlalchemy import event, func, select
 from sqlalchemy import exc as sa_exc
 
-from eleva.extensions import db
-from eleva.models import LoginSession, Subject, User
+from eleva.data.db import db
+from eleva.data.models import LoginSession, Subject, User
 from tests.conftest import AuthActions, assert_error_shape, requires_postgres
 from tests.slow.support import (
     Api,

@@ -33,7 +33,7 @@ is refused although the schema allows it. For those, and only those, the generat
 - the password of the signed-in user where the API asks for it (``DELETE /users/me``,
   ``current_password``), which no generator can guess;
 - a new password that the password policy refuses (common, or the username or email):
-  ``eleva.security.password_problems`` decides, as the app does;
+  ``eleva.core.passwords.password_problems`` decides, as the app does;
 - ``If-Match`` on a subject: its current ``ETag`` (read just before), since any other
   value is stale by definition (412);
 - picture uploads: real JPEG, PNG, WebP and GIF files for the media types the spec
@@ -65,7 +65,7 @@ from schemathesis.engine.run import PhaseName
 from schemathesis.engine.statistic import Statistic
 from schemathesis.transport.wsgi import WSGI_TRANSPORT
 
-from eleva.security import password_problems
+from eleva.core.passwords import password_problems
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.slow

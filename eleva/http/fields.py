@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, ClassVar
+from typing import Any
 
 import marshmallow as ma
 
@@ -33,7 +33,7 @@ class Text(ma.fields.String):
     must have a length is refused.
     """
 
-    default_error_messages: ClassVar[dict[str, str]] = {
+    default_error_messages = {  # noqa: RUF012 (marshmallow's own declaration)
         "invalid_chars": "Contains characters that are not allowed.",
         "blank": "Must not be blank.",
     }

@@ -1,9 +1,9 @@
-"""Domain errors, and the one place that turns any error into the contract's shape.
+"""The one place that turns any error into the contract's shape.
 
-Services raise the exceptions below and know nothing of HTTP responses. Every error the
-app answers — a domain error, a werkzeug/smorest ``HTTPException`` (404 routing, 405,
-413, 422 validation, 429 …), a database outage or an unexpected exception — leaves
-through :func:`error_response` as ``{code, status, message, errors?}``.
+Every error the app answers — a domain error (``eleva.core.errors``), a werkzeug or
+flask-smorest ``HTTPException`` (404 routing, 405, 413, 422 validation, 429 …), a database
+outage or an unexpected exception — leaves through :func:`error_response` as
+``{code, status, message, errors?}``.
 """
 
 from __future__ import annotations
@@ -17,79 +17,9 @@ from flask import Flask, Response, jsonify
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
+from eleva.core.errors import AppError
+
 log = logging.getLogger("eleva.errors")
-
-
-class AppError(Exception):
-    """A failure the client can act on. ``status`` picks the HTTP status."""
-
-    status: int = 400
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        errors: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = errors
-        self.headers = headers or {}
-
-
-class Unauthorized(AppError):
-    status = 401
-
-    def __init__(self, message: str = "Authentication required.", **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
-        super().__init__(message, **kwargs)
-
-
-class Forbidden(AppError):
-    status = 403
-
-
-class NotFound(AppError):
-    status = 404
-
-
-class Conflict(AppError):
-    status = 409
-
-    @classmethod
-    def taken(cls, field: str, what: str | None = None) -> Conflict:
-        what = what or field
-        return cls(
-            f"That {what} is already taken.",
-            errors={"json": {field: [f"That {what} is already taken."]}},
-        )
-
-
-class PayloadTooLarge(AppError):
-    status = 413
-
-
-class UnsupportedMediaType(AppError):
-    status = 415
-
-
-class ValidationFailed(AppError):
-    """Input that is well-formed but breaks a rule only a service can check."""
-
-    status = 422
-
-    @classmethod
-    def field(cls, field: str, message: str, location: str = "json") -> ValidationFailed:
-        return cls(message, errors={location: {field: [message]}})
-
-
-class ServiceUnavailable(AppError):
-    status = 503
-
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"Retry-After": "5"})
-        super().__init__(message, **kwargs)
 
 
 def error_response(
@@ -164,11 +94,11 @@ _MESSAGES = {
 }
 
 
-def register_error_handlers(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     """Register after the flask-smorest Api so ours replace its HTTPException handler."""
     app.register_error_handler(AppError, _handle_app_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
-    # psycopg's own: hot reads run on the driver (eleva.services.db.HotSelect).
+    # psycopg's own too: fast reads run on the driver (eleva.data.fastread).
     for exc in (
         sa_exc.OperationalError,
         sa_exc.InterfaceError,

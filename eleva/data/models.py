@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from eleva.extensions import db
+from eleva.data.db import Base, unique_index
 
 
 def utcnow() -> datetime:
@@ -69,7 +69,7 @@ class TimestampMixin:
 PROFILE_VISIBILITIES = ("public", "private")
 
 
-class User(TimestampMixin, db.Model):
+class User(TimestampMixin, Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -101,8 +101,10 @@ class User(TimestampMixin, db.Model):
     )
 
     __table_args__ = (
-        Index("uq_users_email_lower", func.lower(email), unique=True),
-        Index("uq_users_username_lower", func.lower(username), unique=True),
+        unique_index(
+            "uq_users_email_lower", func.lower(email), field="email", what="email address"
+        ),
+        unique_index("uq_users_username_lower", func.lower(username), field="username"),
         CheckConstraint("profile_visibility IN ('public', 'private')", name="profile_visibility"),
     )
 
@@ -114,7 +116,7 @@ class User(TimestampMixin, db.Model):
         return f"<User {self.id} {self.username!r}>"
 
 
-class LoginSession(db.Model):
+class LoginSession(Base):
     """One login: every refresh token descends from it, and dies with it.
 
     ``refresh_jti`` is the one refresh token of the session that may still be used;
@@ -138,7 +140,7 @@ class LoginSession(db.Model):
         return f"<LoginSession {self.id} user={self.user_id}>"
 
 
-class Subject(TimestampMixin, db.Model):
+class Subject(TimestampMixin, Base):
     __tablename__ = "subjects"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -151,7 +153,13 @@ class Subject(TimestampMixin, db.Model):
     owner: Mapped[User] = relationship(back_populates="subjects", lazy="raise")
 
     __table_args__ = (
-        Index("uq_subjects_owner_name_lower", owner_id, func.lower(name), unique=True),
+        unique_index(
+            "uq_subjects_owner_name_lower",
+            owner_id,
+            func.lower(name),
+            field="name",
+            what="subject name",
+        ),
         # The list query: one owner, one archive state, ordered by a sort key, ties by id.
         Index("ix_subjects_owner_updated", owner_id, is_archived, "updated_at", id),
         Index("ix_subjects_owner_created", owner_id, is_archived, "created_at", id),

@@ -9,9 +9,14 @@ from __future__ import annotations
 import hashlib
 
 from flask import current_app, request
+from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from eleva.security import current_claims
+from eleva.http import auth
+
+# The client address is request.remote_addr, which ProxyFix rewrites from
+# X-Forwarded-For for exactly TRUSTED_PROXY_COUNT hops (eleva.http.web).
+limiter = Limiter(key_func=get_remote_address)
 
 
 def _digest(value: str) -> str:
@@ -34,7 +39,8 @@ def bearer_token() -> str:
 
 
 def current_user_id() -> str:
-    return f"user:{current_claims()['sub']}"
+    # Under login_required (which runs first): the authenticated caller.
+    return f"user:{auth.current_user_id()}"
 
 
 def login_limit() -> str:

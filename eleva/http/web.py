@@ -6,18 +6,15 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
-from functools import wraps
 from random import getrandbits
 from typing import Any
 
 import orjson
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SessionInterface
+from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
-
-from eleva.extensions import cors
 
 log = logging.getLogger("eleva.request")
 
@@ -75,21 +72,15 @@ class NoSessions(SessionInterface):
         return None
 
 
-def _only_cross_origin(hook: Callable[[Response], Response]) -> Callable[[Response], Response]:
-    @wraps(hook)
-    def run_if_cross_origin(response: Response) -> Response:
-        return hook(response) if "Origin" in request.headers else response
-
-    return run_if_cross_origin
-
-
 def init_http(app: Flask) -> None:
     hops = app.config["TRUSTED_PROXY_COUNT"]
     if hops:
         # Believe X-Forwarded-* from exactly that many proxies, never the client's own.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
 
-    cors.init_app(
+    CORS(
         app,
         origins=app.config["CORS_ORIGINS"],
         supports_credentials=True,
@@ -99,11 +90,6 @@ def init_http(app: Flask) -> None:
         # No Origin header, no CORS headers (flask-cors would otherwise send them).
         always_send=False,
     )
-    # ...and then no CORS work at all: flask-cors matches its resource patterns for
-    # every response first (~10 µs), though without Origin it adds nothing.
-    hooks = app.after_request_funcs[None]
-    hooks[-1] = _only_cross_origin(hooks[-1])  # the hook cors.init_app has just added
-
     # A token API has no cookie session: skip Flask's per-request cookie signer (and
     # never send a session cookie).
     app.session_interface = NoSessions()
@@ -124,8 +110,7 @@ def init_http(app: Flask) -> None:
 
     @app.after_request
     def finish_response(response: Response) -> Response:
-        # The objects behind the proxies, looked up once rather than at every use.
-        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+        req, ctx = request, g
         headers = response.headers
         request_id = ctx.get("request_id") or new_request_id()
         headers["X-Request-ID"] = request_id
@@ -163,7 +148,7 @@ class JSONProvider(DefaultJSONProvider):
     fields): NaN and infinities become null, some floats are spelled differently
     (1e-07 → 1e-7), and non-ASCII text is written as UTF-8 rather than ``\\u``
     escapes (the same JSON). tests/test_foundation.py compares both encoders. Bodies
-    are still parsed by the standard library (eleva.api's strict parser).
+    are still parsed by the standard library (eleva.http.api's strict parser).
     """
 
     OPTIONS = (
@@ -174,13 +159,19 @@ class JSONProvider(DefaultJSONProvider):
         | orjson.OPT_APPEND_NEWLINE
     )
 
-    def response(self, *args: Any, **kwargs: Any) -> Response:
-        obj = self._prepare_response_obj(args, kwargs)
+    def response(self, *args: Any, **kwargs: Any) -> Any:
+        if args and kwargs:
+            raise TypeError("app.json.response() takes either args or kwargs, not both")
+        obj = kwargs or (args[0] if len(args) == 1 else list(args) if args else None)
         options = self.OPTIONS
-        if (self.compact is None and self._app.debug) or self.compact is False:
+        if (self.compact is None and current_app.debug) or self.compact is False:
             options |= orjson.OPT_INDENT_2
         try:
             body = orjson.dumps(obj, default=self.default, option=options)
         except orjson.JSONEncodeError:
             return super().response(*args, **kwargs)
-        return self._app.response_class(body, mimetype=self.mimetype)
+        return current_app.response_class(body, mimetype=self.mimetype)
+
+
+class App(Flask):
+    json_provider_class = JSONProvider

@@ -23,8 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
-from flask import Blueprint, Flask, current_app, has_request_context, send_from_directory, url_for
-from werkzeug.exceptions import NotFound
+from flask import Flask, current_app, has_request_context, url_for
 
 log = logging.getLogger("eleva.storage")
 
@@ -58,6 +57,7 @@ class Backend(Protocol):
     def delete(self, key: str) -> None: ...
     def url(self, key: str) -> str: ...
     def exists(self, key: str) -> bool: ...
+    def delete_prefix(self, prefix: str) -> int: ...
 
 
 class LocalBackend:
@@ -230,29 +230,11 @@ def build_backend(config: Any) -> Backend:
     return LocalBackend(config["LOCAL_STORAGE_PATH"])
 
 
-media = Blueprint("media", __name__)
-
-
-@media.get("/media/<path:key>")
-def serve(key: str):
-    backend = current_app.extensions[EXTENSION_KEY]
-    try:
-        path = backend.path(key)
-    except InvalidKey:
-        raise NotFound() from None
-    response = send_from_directory(backend.root, path.relative_to(backend.root), max_age=31536000)
-    response.headers["Cache-Control"] = IMMUTABLE_CACHE
-    return response
-
-
 class Storage:
     """The extension object: ``storage.save(...)`` uses the current app's backend."""
 
     def init_app(self, app: Flask) -> None:
-        backend = build_backend(app.config)
-        app.extensions[EXTENSION_KEY] = backend
-        if isinstance(backend, LocalBackend):
-            app.register_blueprint(media)
+        app.extensions[EXTENSION_KEY] = build_backend(app.config)
 
     @property
     def backend(self) -> Backend:
@@ -282,3 +264,6 @@ class Storage:
             raise StorageError("probe object was written but cannot be read back")
         self.delete(key)
         return self.backend.name
+
+
+storage = Storage()

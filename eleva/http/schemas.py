@@ -30,7 +30,7 @@ _ABSENT = object()
 Plan = list[tuple[str, str, type | None, Callable[[Any], Any] | None, ma.fields.Field]]
 
 
-def _plain(field: ma.fields.Field) -> tuple[type, Callable[[Any], Any] | None] | None:
+def _plain(field: Any) -> tuple[type, Callable[[Any], Any] | None] | None:
     """For a plain field: the value type ``field._serialize`` returns as is (or, for an
     ISO datetime, as its ``isoformat()``, the second item). None for any other field."""
     kind = type(field)

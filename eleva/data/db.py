@@ -1,0 +1,123 @@
+"""The database: Flask-SQLAlchemy's ``db``, engine set-up per database, and the commit
+that turns a violated unique index into a 409.
+
+- **SQLite** (development, tests): foreign keys on, a Unicode-aware ``lower()``.
+- **PostgreSQL**: a pooled connection is checked for liveness at checkout without a
+  round trip (``check_postgres_alive``); bench/README.md has the measurements.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+from typing import Any
+
+from flask_sqlalchemy import SQLAlchemy
+from psycopg import pq
+from sqlalchemy import Engine, Index, MetaData, event
+from sqlalchemy.exc import DisconnectionError, IntegrityError
+from sqlalchemy.orm import DeclarativeBase
+
+from eleva.core.errors import Conflict
+
+# Deterministic constraint names, so migrations can name what they alter or drop.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# Objects keep their values after commit: every value is set in Python, and reloading
+# after the commit would race with concurrent writers (a PATCH answering for a row a
+# DELETE removed right after it committed).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+
+
+def unique_index(name: str, *expressions: Any, field: str, what: str | None = None) -> Index:
+    """A unique index whose violation :func:`commit` answers as a 409 on ``field``."""
+    return Index(name, *expressions, unique=True, info={"conflict": (field, what or field)})
+
+
+_SQLITE_INDEX_RE = re.compile(r"UNIQUE constraint failed: index '([^']+)'")
+
+
+def _violated_index(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.orig, "diag", None)  # psycopg
+    if diag is not None and getattr(diag, "constraint_name", None):
+        return diag.constraint_name
+    match = _SQLITE_INDEX_RE.search(str(exc.orig))
+    return match.group(1) if match else None
+
+
+def _conflict_fields() -> dict[str, tuple[str, str]]:
+    return {
+        index.name: index.info["conflict"]
+        for table in db.metadata.tables.values()
+        for index in table.indexes
+        if index.name and "conflict" in index.info
+    }
+
+
+def commit() -> None:
+    """Commit the session. A violated ``unique_index`` becomes a 409 naming its field.
+
+    The database's index is the guarantee of uniqueness, whatever ran concurrently: no
+    lookup before the insert can promise it.
+    """
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        field = _conflict_fields().get(_violated_index(exc) or "")
+        if field is None:
+            raise
+        raise Conflict.taken(*field) from None
+
+
+def init_engines(engines: Any) -> None:
+    for engine in engines:
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_on_connect)
+        elif engine.dialect.name == "postgresql":
+            event.listen(engine, "checkout", check_postgres_alive)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Cascades need foreign keys on; lower() is made Unicode-aware so that SQLite's
+    # case-insensitive unique indexes and searches behave as PostgreSQL's do.
+    dbapi_connection.create_function(
+        "lower", 1, lambda s: s.lower() if isinstance(s, str) else s, deterministic=True
+    )
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA busy_timeout = 5000")
+    cursor.close()
+
+
+def check_postgres_alive(dbapi_connection: Any, _record: Any = None, _proxy: Any = None) -> None:
+    """Refuse a pooled psycopg connection that the server has ended.
+
+    A server that ends a connection (restart, failover, an idle reaper) sends its FATAL
+    message or closes the socket, and an idle connection receives nothing otherwise
+    (Eléva does not LISTEN): a readable socket means dead. A zero-timeout poll sees it
+    without the round trip ``pool_pre_ping`` would cost; the pool then replaces it.
+    """
+    pgconn = dbapi_connection.pgconn
+    if dbapi_connection.closed or pgconn.status != pq.ConnStatus.OK:
+        raise DisconnectionError("connection closed")
+    poller = select.poll()
+    poller.register(pgconn.socket, select.POLLIN | select.POLLPRI)
+    if poller.poll(0):
+        raise DisconnectionError("the server ended the connection")
+
+
+def dialect_name() -> str:
+    engine: Engine = db.engine
+    return engine.dialect.name

@@ -1,0 +1,198 @@
+"""flask-smorest's Api and Blueprint, adapted once for the whole of Eléva.
+
+- The request parser answers 415 to a body that is not JSON and 400 to JSON that cannot
+  be parsed safely, instead of quietly treating the body as missing.
+- ``Blueprint.login_required`` authenticates before the view and hands it the caller;
+  it documents the security scheme and the 401, so a route cannot be protected without
+  saying so.
+- Optional ``If-Match`` and the pagination header: ``eleva.http.smorest_compat``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from copy import deepcopy
+from functools import wraps
+from typing import Any, ClassVar, NoReturn
+
+import marshmallow as ma
+from flask import current_app, request
+from flask_smorest import abort
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+from webargs.multidictproxy import MultiDictProxy
+from werkzeug.datastructures import MultiDict
+
+from eleva.http import smorest_compat
+from eleva.http.auth import authenticate, authenticate_refresh
+from eleva.http.fields import NO_NUL_PATTERN, NOT_BLANK_PATTERN, Text
+
+BEARER_AUTH = "bearerAuth"
+SECURITY_SCHEMES = {
+    BEARER_AUTH: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+}
+
+
+class ErrorSchema(ma.Schema):
+    """Every error Eléva answers, whatever its status."""
+
+    code = ma.fields.Integer(required=True, metadata={"description": "HTTP status code"})
+    status = ma.fields.String(required=True, metadata={"description": "HTTP status name"})
+    message = ma.fields.String(required=True, metadata={"description": "What went wrong"})
+    errors = ma.fields.Dict(
+        metadata={
+            "description": "Field errors by location, e.g. "
+            '{"json": {"email": ["Not a valid email address."]}}'
+        }
+    )
+
+
+def _invalid_json() -> NoReturn:
+    abort(400, message="Invalid JSON body.", errors={"json": ["Invalid JSON body."]})
+    raise AssertionError("abort() raises")  # for the type checker
+
+
+class JsonParser(FlaskParser):
+    """webargs' Flask parser, strict about what a JSON body is."""
+
+    # Multipart bodies as strict as JSON ones: the schema's own `unknown` (RAISE), not
+    # webargs' default for files (EXCLUDE).
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict[str, str | None]] = {  # type: ignore[misc]
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "files": None,
+    }
+
+    def load_json(self, req: Any, schema: ma.Schema) -> Any:
+        if not is_json_request(req):
+            if _has_body(req):
+                abort(415, message="Send the body as JSON with Content-Type: application/json.")
+            return core.missing
+        data = req.get_data(cache=True)
+        if not data:
+            return core.missing
+        try:
+            return core.parse_json(data)
+        # Bad JSON or encoding (ValueErrors both), nesting deeper than the decoder's
+        # stack, an integer too long to convert: the client's JSON, not our bug.
+        except (RecursionError, ValueError):
+            _invalid_json()
+
+    def load_files(self, req: Any, schema: ma.Schema) -> Any:
+        if _has_body(req) and req.mimetype != "multipart/form-data":
+            abort(415, message="Send the file as multipart/form-data.")
+        # Text parts are fields of the body too: an unknown one is refused (422) like an
+        # unknown JSON field. A text part under a file field's name is not a file: ignored.
+        # werkzeug names a part whose name it cannot read None: "" here (JSON keys are str).
+        known = {field.data_key or name for name, field in schema.load_fields.items()}
+        parts: MultiDict[str, Any] = MultiDict()
+        for name, value in req.files.items(multi=True):
+            parts.add(name or "", value)
+        for name, value in req.form.items(multi=True):
+            if name not in known:
+                parts.add(name or "", value)
+        return MultiDictProxy(parts, schema)
+
+
+def _has_body(req: Any) -> bool:
+    return bool(req.content_length) or "chunked" in req.headers.get("Transfer-Encoding", "")
+
+
+def upload_body_limit(func: Callable) -> Callable:
+    """Raise this request's body limit from the JSON default to ``MAX_UPLOAD_MB``.
+
+    Must sit above ``@blp.arguments`` so that it runs before the body is parsed.
+    """
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Room for the multipart envelope around a file of the full allowed size.
+        request.max_content_length = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+class Blueprint(smorest_compat.Blueprint):
+    ARGUMENTS_PARSER = JsonParser()
+    PAGINATION_ARGUMENTS_PARSER = JsonParser()
+
+    def arguments(self, schema: Any, *, location: str = "json", required: bool = True, **kwargs):
+        """As smorest's, with two differences.
+
+        A schema class is made an instance once, here (webargs would build one per
+        request, deep-copying its fields). A ``required`` JSON body (the default) is
+        required for real: smorest only documents it, and without a body webargs loads
+        ``{}``, which an all-optional schema (a PATCH) would accept.
+        """
+        if isinstance(schema, type):
+            schema = schema()
+        decorator = super().arguments(schema, location=location, required=required, **kwargs)
+        if location != "json" or not required:
+            return decorator
+
+        def wrapper(func: Callable) -> Callable:
+            parsed = decorator(func)
+
+            @wraps(parsed)
+            def require_body(*args: Any, **kw: Any) -> Any:
+                if not _has_body(request):
+                    abort(
+                        422,
+                        message="This request needs a JSON body.",
+                        errors={"json": {"_schema": ["A JSON body is required."]}},
+                    )
+                return parsed(*args, **kw)
+
+            return require_body
+
+        return wrapper
+
+    def login_required(self, func: Callable) -> Callable:
+        """Require a valid access token of a live session, on every method; the view
+        gets the caller (``CurrentUser``) as its first argument. Documents the bearer
+        scheme and the 401. Put it above every other decorator of the view."""
+
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, authenticate(), **kwargs)
+
+        return self._document_bearer(wrapper)
+
+    def refresh_token_required(self, func: Callable) -> Callable:
+        """Require a valid refresh token (as Bearer) of a live session; the view gets its
+        claims (``TokenClaims``) as its first argument."""
+
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, authenticate_refresh(), **kwargs)
+
+        return self._document_bearer(wrapper)
+
+    def _document_bearer(self, view: Callable) -> Callable:
+        doc = deepcopy(getattr(view, "_apidoc", {}))
+        doc.setdefault("manual_doc", {})["security"] = [{BEARER_AUTH: []}]
+        view._apidoc = doc  # type: ignore[attr-defined]
+        return self.alt_response(401, response="UNAUTHORIZED")(view)
+
+
+def text2properties(self: Any, field: ma.fields.Field, ret: dict, **kwargs: Any) -> dict:
+    """apispec attribute function: what a ``Text`` field refuses beyond its own rules.
+
+    NUL, and for a required length a blank string, as patterns (JSON Schema's dialect:
+    ``\\s`` is exactly ``WHITESPACE``, what Text trims). A field with a pattern or
+    choices of its own already excludes both.
+    """
+    if not isinstance(field, Text) or {"pattern", "enum"} & set(ret):
+        return {}
+    return {"pattern": NOT_BLANK_PATTERN if field.must_not_be_blank else NO_NUL_PATTERN}
+
+
+class Api(smorest_compat.Api):
+    ERROR_SCHEMA = ErrorSchema
+
+    def init_app(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        super().init_app(app, *args, **kwargs)
+        self.ma_plugin.converter.add_attribute_function(text2properties)
+
+
+api = Api()

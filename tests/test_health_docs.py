@@ -1,0 +1,123 @@
+"""Health and readiness, and the OpenAPI documentation."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from eleva import create_app
+from tests.conftest import assert_error_shape, make_config
+
+ROOT = Path(__file__).resolve().parent.parent
+STRONG = "s" * 40
+STRONG_JWT = "j" * 40
+
+
+# -- health, docs ------------------------------------------------------------------------
+
+
+def test_health_answers_without_touching_the_database(app, client, count_queries):
+    with count_queries() as statements:
+        response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok"}
+    assert statements == []
+
+
+def test_ready_checks_the_database(client):
+    response = client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql+psycopg://postgres@127.0.0.1:1/nothing", "sqlite:////dev/null/not-a-dir/eleva.db"],
+    ids=["postgres-down", "sqlite-unopenable"],
+)
+def test_ready_is_503_in_the_error_shape_when_the_database_is_down(url):
+    app = create_app(
+        make_config(), {"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": {}}
+    )
+    started = time.monotonic()
+    response = app.test_client().get("/health/ready")
+    assert time.monotonic() - started < 10
+    body = assert_error_shape(response, 503)
+    assert "database" in body["message"].lower()
+    assert app.test_client().get("/health").status_code == 200
+
+
+def test_api_requests_are_503_when_the_database_is_down():
+    app = create_app(
+        make_config(),
+        {
+            "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://postgres@127.0.0.1:1/x",
+            "SQLALCHEMY_ENGINE_OPTIONS": {},
+        },
+    )
+    response = app.test_client().post(
+        "/api/v1/auth/login", json={"login": "ada", "password": "whatever-it-is"}
+    )
+    assert_error_shape(response, 503)
+    assert response.headers["Retry-After"]
+
+
+def test_openapi_spec_describes_the_api(client):
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    spec = response.json
+    assert spec["info"]["title"] == "Eléva API"
+    assert spec["info"]["version"] == "v1"
+    assert spec["openapi"].startswith("3.")
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    for path in (
+        "/health",
+        "/health/ready",
+        "/api/v1/auth/login",
+        "/api/v1/users/me",
+        "/api/v1/subjects/",
+    ):
+        assert path in spec["paths"], path
+
+
+def test_every_operation_documents_its_errors(client):
+    spec = client.get("/openapi.json").json
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            responses = operation["responses"]
+            assert "default" in responses, (method, path)
+            if operation.get("security"):
+                assert "401" in responses, (method, path)
+            query = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
+            if "requestBody" in operation or query:
+                assert "422" in responses, (method, path)
+            assert operation.get("summary"), (method, path)
+
+
+def test_swagger_ui_is_served_with_the_bearer_scheme(client):
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert b"swagger-ui" in response.data
+    assert "script-src" in response.headers["Content-Security-Policy"]
+    spec = client.get("/openapi.json").json
+    secured = [
+        op
+        for item in spec["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict) and op.get("security")
+    ]
+    assert secured and all(op["security"] == [{"bearerAuth": []}] for op in secured)
+
+
+@pytest.mark.config(API_DOCS_ENABLED=False, OPENAPI_URL_PREFIX=None)
+def test_docs_can_be_turned_off(client):
+    assert client.get("/docs").status_code == 404
+    assert client.get("/openapi.json").status_code == 404
