@@ -1,17 +1,11 @@
 """The base of every response schema: marshmallow's output, at a fraction of its cost.
 
-marshmallow serialises each value through ``Field.serialize`` → ``get_value`` →
-``Schema.get_attribute`` → ``utils.get_value`` → ``Field._serialize``: ~1.4 µs per value
-here, 200 µs for a page of 20 subjects, the largest part of the list's time. For the
-plain fields Eléva's responses are made of (Integer, String, Boolean, ISO DateTime),
-each of those steps is a ``getattr`` and a conversion with no choice left to make, so
-``ResponseSchema`` works out that plan once per schema instance and then runs it:
-one ``getattr`` and one conversion per value. Every other field (Function, Method,
-Nested…) still goes through its own ``serialize``; a schema with dump hooks, or an
-object without one of the attributes (or keys), takes marshmallow's own path.
-
-tests/test_schemas.py checks that both paths give the same output, field type by field
-type and for every response schema of the app.
+For the plain fields Eléva's responses are made of (Integer, String, Boolean, ISO
+DateTime), ``ResponseSchema`` works out once per schema a plan of one ``getattr`` and one
+conversion per value; every other field, a schema with dump hooks, or an object missing
+an attribute takes marshmallow's own path. tests/test_schemas.py checks both paths give
+the same output; bench/README.md has the figures. It reads marshmallow's ``_hooks`` and
+calls ``Field._serialize``: marshmallow is pinned, and those tests fail if they change.
 """
 
 from __future__ import annotations

@@ -137,18 +137,12 @@ def init_http(app: Flask) -> None:
 
 
 class JSONProvider(DefaultJSONProvider):
-    """Flask's JSON provider, encoding responses with orjson.
+    """Flask's JSON provider, encoding responses with orjson (~10× faster here).
 
-    ``json.dumps`` took 36 µs for a page of 20 subjects, orjson 3 µs. The output is
-    Flask's: keys sorted, compact (indented in debug), datetimes and dataclasses through
-    Flask's own ``default``. Whatever orjson would encode its own way, or refuses, goes
-    to ``json.dumps`` instead: subclasses of dict, list, str and int (a MultiDict, say),
-    non-string keys (orjson would sort 10 before 2), integers beyond 64 bits, lone
-    surrogates. Differences left, none reachable by Eléva's schemas (no float or enum
-    fields): NaN and infinities become null, some floats are spelled differently
-    (1e-07 → 1e-7), and non-ASCII text is written as UTF-8 rather than ``\\u``
-    escapes (the same JSON). tests/test_foundation.py compares both encoders. Bodies
-    are still parsed by the standard library (eleva.http.api's strict parser).
+    The output is Flask's: keys sorted, compact (indented in debug), datetimes and
+    dataclasses through Flask's own ``default``. Whatever orjson would encode its own way
+    or refuses (dict/str/int subclasses, non-string keys, integers beyond 64 bits, lone
+    surrogates) goes to ``json.dumps``. tests/test_json.py compares both encoders.
     """
 
     OPTIONS = (
