@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from copy import deepcopy
-from functools import wraps
+from functools import cache, wraps
 from typing import Any, ClassVar, NoReturn
 
 import marshmallow as ma
@@ -47,6 +47,11 @@ class ErrorSchema(ma.Schema):
     )
 
 
+@cache
+def _schema_instance(schema_class: type[ma.Schema]) -> ma.Schema:
+    return schema_class()
+
+
 def _invalid_json() -> NoReturn:
     abort(400, message="Invalid JSON body.", errors={"json": ["Invalid JSON body."]})
     raise AssertionError("abort() raises")  # for the type checker
@@ -61,6 +66,14 @@ class JsonParser(FlaskParser):
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
         "files": None,
     }
+
+    def parse(self, argmap: Any, *args: Any, **kwargs: Any) -> Any:
+        # smorest's pagination passes a schema class on every request, and webargs would
+        # build (deep-copying its fields) an instance each time; a loading schema is
+        # stateless, so one per class will do.
+        if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
+            argmap = _schema_instance(argmap)
+        return super().parse(argmap, *args, **kwargs)
 
     def load_json(self, req: Any, schema: ma.Schema) -> Any:
         if not is_json_request(req):
