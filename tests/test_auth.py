@@ -723,6 +723,7 @@ from tests.conftest import make_config
 app = create_app(make_config(), {
     "SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_ENGINE_OPTIONS": {},
     "RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": sys.argv[1], "RATELIMIT_LOGIN": "3 per minute",
+    "RATELIMIT_KEY_PREFIX": sys.argv[2],
 })
 with app.app_context():
     db.create_all()
@@ -738,10 +739,12 @@ def test_rate_limit_counters_are_shared_between_processes_through_redis():
     from pathlib import Path
 
     redis = pytest.importorskip("redis")
-    uri = "redis://127.0.0.1:6379/15"  # a database of its own, emptied first
+    uri = "redis://127.0.0.1:6379/15"
+    # Keys of this run only: other test runs may share the Redis database.
+    prefix = f"test-{uuid.uuid4().hex}"
     try:
         server = redis.Redis.from_url(uri, socket_connect_timeout=1)
-        server.flushdb()
+        server.ping()
     except redis.exceptions.ConnectionError:
         pytest.fail("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
     overrides = {
@@ -750,6 +753,7 @@ def test_rate_limit_counters_are_shared_between_processes_through_redis():
         "RATELIMIT_ENABLED": True,
         "RATELIMIT_STORAGE_URI": uri,
         "RATELIMIT_LOGIN": "3 per minute",
+        "RATELIMIT_KEY_PREFIX": prefix,
     }
     app = create_app(make_config(), overrides)
     with app.app_context():
@@ -758,7 +762,7 @@ def test_rate_limit_counters_are_shared_between_processes_through_redis():
     assert [app.test_client().post(LOGIN, json=body).status_code for _ in range(3)] == [401] * 3
     root = Path(__file__).resolve().parent.parent
     other = subprocess.run(
-        [sys.executable, "-c", OTHER_PROCESS, uri],
+        [sys.executable, "-c", OTHER_PROCESS, uri, prefix],
         cwd=root,
         capture_output=True,
         text=True,
@@ -766,5 +770,6 @@ def test_rate_limit_counters_are_shared_between_processes_through_redis():
     )
     assert other.returncode == 0, other.stderr
     assert other.stdout.strip().splitlines()[-1] == "429"
-    assert any(b"auth.Login" in key for key in server.scan_iter())
-    server.flushdb()
+    keys = list(server.scan_iter(match=f"*{prefix}*"))
+    assert any(b"auth.Login" in key for key in keys)
+    server.delete(*keys)
