@@ -123,14 +123,22 @@ def test_the_apps_response_schemas_match_marshmallow(app, client, user):
 
     from eleva.auth.schemas import TokenPairSchema
     from eleva.data.db import db
-    from eleva.data.models import Subject, User
+    from eleva.data.models import Note, Subject, User
     from eleva.health import StatusSchema
+    from eleva.notes.schemas import NoteListItemSchema, NoteSchema
     from eleva.services.auth import CurrentUser
+    from eleva.services.notes import NoteRow
     from eleva.services.subjects import SubjectRow
     from eleva.subjects.schemas import SubjectSchema
     from eleva.users.schemas import PrivateUserSchema, PublicUserSchema
 
-    assert client.post("/api/v1/subjects/", json={"name": "Maths"}, headers=user.headers)
+    created = client.post("/api/v1/subjects/", json={"name": "Maths"}, headers=user.headers)
+    written = client.post(
+        f"/api/v1/subjects/{created.json['id']}/notes",
+        json={"title": "Sets", "body": "*A* ∪ *B*"},
+        headers=user.headers,
+    )
+    assert written.status_code == 201
     with app.test_request_context():
         orm_user = db.session.scalar(select(User))
         principal = CurrentUser(
@@ -143,6 +151,8 @@ def test_the_apps_response_schemas_match_marshmallow(app, client, user):
         )
         subject = db.session.scalar(select(Subject))
         row = SubjectRow(*(getattr(subject, name) for name in SubjectRow._fields))
+        note = db.session.scalar(select(Note))
+        note_row = NoteRow(*(getattr(note, name) for name in NoteRow._fields))
         for show_email in (False, True):
             orm_user.show_email = show_email
             cases = [
@@ -151,6 +161,8 @@ def test_the_apps_response_schemas_match_marshmallow(app, client, user):
                 (PublicUserSchema(), orm_user),
                 (SubjectSchema(), subject),
                 (SubjectSchema(many=True), [row, subject]),
+                (NoteSchema(), note),
+                (NoteListItemSchema(many=True), [note_row, note]),
                 (TokenPairSchema(), SimpleNamespace(
                     access_token="a", refresh_token="r", expires_in=1800, token_type="Bearer"
                 )),

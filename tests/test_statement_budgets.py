@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from eleva.data.db import db
-from eleva.data.models import Subject
+from eleva.data.models import Note, Subject
 
 ME = "/api/v1/users/me"
 SUBJECTS = "/api/v1/subjects/"
+NOTES = "/api/v1/notes/"
 
-# (method, path, JSON body, statements). {sid}: one of the caller's subjects.
+# (method, path, JSON body, statements). {sid}: one of the caller's subjects, {sid2}
+# another; {nid}: a note in {sid}. Each subject has as many notes as the caller subjects.
 BUDGETS = [
     ("get", ME, None, 1),  # the caller, through a live session
     ("get", SUBJECTS, None, 2),  # the caller; the page with its total
@@ -24,6 +26,14 @@ BUDGETS = [
     ("delete", SUBJECTS + "{sid}", None, 3),  # caller; lock; delete
     ("patch", ME, {"bio": "hi"}, 3),  # caller; lock; update
     ("get", "/api/v1/users/nobody", None, 2),  # caller; the profile
+    ("get", SUBJECTS + "{sid}/notes", None, 2),  # the caller; the page with its total
+    ("get", SUBJECTS + "{sid}/notes?sort=title&page=3", None, 2),
+    ("post", SUBJECTS + "{sid}/notes", {"title": "T", "body": "*b*"}, 3),  # caller; subject; insert
+    ("get", NOTES + "{nid}", None, 2),  # the caller; the note
+    ("patch", NOTES + "{nid}", {"body": "x"}, 3),  # caller; lock; update
+    ("patch", NOTES + "{nid}", {"subject_id": "{sid2}"}, 4),  # caller; lock; subject; update
+    ("delete", NOTES + "{nid}", None, 3),  # caller; lock; delete
+    ("delete", SUBJECTS + "{sid}", None, 3),  # the notes go by the database's cascade
 ]
 
 
@@ -42,10 +52,26 @@ def test_statements_per_request(
             ],
         )
         db.session.commit()
-        sid = db.session.scalar(db.select(Subject.id).where(Subject.owner_id == user.id).limit(1))
+        sid, sid2 = db.session.scalars(
+            db.select(Subject.id).where(Subject.owner_id == user.id).order_by(Subject.id).limit(2)
+        ).all() + [None] * (n_subjects < 2)
+        db.session.execute(
+            Note.__table__.insert(),
+            [
+                {"owner_id": user.id, "subject_id": sid, "title": f"N{i}", "body": "b" * 500,
+                 "excerpt": "b" * 200, "created_at": now, "updated_at": now}
+                for i in range(n_subjects)
+            ],
+        )  # fmt: skip
+        db.session.commit()
+        nid = db.session.scalar(db.select(Note.id).where(Note.subject_id == sid).limit(1))
+    if body and body.get("subject_id") == "{sid2}":
+        if sid2 is None:
+            pytest.skip("a move needs two subjects")
+        body = {"subject_id": sid2}
     with count_queries() as statements:
         response = client.open(
-            path.format(sid=sid), method=method.upper(), json=body, headers=user.headers
+            path.format(sid=sid, nid=nid), method=method.upper(), json=body, headers=user.headers
         )
     assert response.status_code < 300 or response.status_code == 404, response.json
     assert len(statements) == budget, statements

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models: users, their login sessions, their subjects.
+"""SQLAlchemy 2.0 models: users, their login sessions, their subjects and notes.
 
 Uniqueness that users rely on (email, username, a subject's name per owner — all
 case-insensitive) is enforced by unique indexes on ``lower(...)``, on SQLite and
@@ -17,8 +17,10 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     String,
+    Text,
     TypeDecorator,
     Uuid,
     event,
@@ -149,6 +151,9 @@ class Subject(TimestampMixin, Base):
     description: Mapped[str | None] = mapped_column(String(2000))
     color: Mapped[str | None] = mapped_column(String(7))  # "#RRGGBB", upper-case
     is_archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # How many notes the subject has: kept by triggers (NOTE_COUNT_TRIGGERS), so that the
+    # note list's total is one row read, not a count(*) that grows with the notes.
+    note_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     owner: Mapped[User] = relationship(back_populates="subjects", lazy="raise")
 
@@ -164,10 +169,49 @@ class Subject(TimestampMixin, Base):
         Index("ix_subjects_owner_updated", owner_id, is_archived, "updated_at", id),
         Index("ix_subjects_owner_created", owner_id, is_archived, "created_at", id),
         Index("ix_subjects_owner_name", owner_id, is_archived, func.lower(name), id),
+        # What a note's (owner_id, subject_id) foreign key refers to.
+        Index("uq_subjects_owner_id_id", owner_id, id, unique=True),
     )
 
     def __repr__(self) -> str:
         return f"<Subject {self.id} {self.name!r}>"
+
+
+class Note(TimestampMixin, Base):
+    """A Markdown note in one of its owner's subjects.
+
+    The foreign key to the subject is (owner_id, subject_id): the database itself
+    refuses a note whose subject belongs to someone else, and the cascade that deletes a
+    subject's notes walks the list indexes (they lead with owner_id, subject_id) instead
+    of needing an index of its own.
+    """
+
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    subject_id: Mapped[int] = mapped_column()
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The list shows eleva.core.markdown.excerpt(body), computed on every write of the
+    # body: a list then reads 200 characters per note, never a body of up to 100,000.
+    excerpt: Mapped[str] = mapped_column(String(200), default="", server_default="")
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            [owner_id, subject_id],
+            ["subjects.owner_id", "subjects.id"],
+            ondelete="CASCADE",
+            name="fk_notes_subject_subjects",
+        ),
+        # The list: one owner's subject, ordered by a sort key, ties by id.
+        Index("ix_notes_owner_subject_updated", owner_id, subject_id, "updated_at", id),
+        Index("ix_notes_owner_subject_created", owner_id, subject_id, "created_at", id),
+        Index("ix_notes_owner_subject_title", owner_id, subject_id, func.lower(title), id),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Note {self.id} {self.title!r}>"
 
 
 # Triggers keeping users.subjects_active / subjects_archived equal to the user's subjects
@@ -262,3 +306,76 @@ for _dialect, _statements in SUBJECT_COUNT_TRIGGERS.items():
         event.listen(
             Subject.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect)
         )
+
+
+# Triggers keeping subjects.note_count equal to the subject's notes, whatever writes
+# them (the API, plain SQL, cascades). The migration 0004_notes holds a frozen copy.
+NOTE_COUNT_TRIGGERS = {
+    "postgresql": [
+        # Statement-level on transition tables, as SUBJECT_COUNT_TRIGGERS and for the
+        # same reason. (PostgreSQL allows no column list with transition tables: an
+        # UPDATE that moves no note changes nothing, through the HAVING.)
+        """
+        CREATE OR REPLACE FUNCTION notes_count() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                UPDATE subjects s SET note_count = s.note_count + d.n
+                  FROM (SELECT subject_id, count(*) AS n FROM new_rows GROUP BY subject_id) d
+                 WHERE s.id = d.subject_id;
+            ELSIF TG_OP = 'DELETE' THEN
+                UPDATE subjects s SET note_count = s.note_count - d.n
+                  FROM (SELECT subject_id, count(*) AS n FROM old_rows GROUP BY subject_id) d
+                 WHERE s.id = d.subject_id;
+            ELSE
+                UPDATE subjects s SET note_count = s.note_count + d.n
+                  FROM (SELECT subject_id, sum(n) AS n
+                          FROM (SELECT subject_id, -1 AS n FROM old_rows
+                                UNION ALL
+                                SELECT subject_id, 1 FROM new_rows) changes
+                         GROUP BY subject_id
+                        HAVING sum(n) <> 0) d
+                 WHERE s.id = d.subject_id;
+            END IF;
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE TRIGGER notes_count_insert AFTER INSERT ON notes
+        REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION notes_count()
+        """,
+        """
+        CREATE TRIGGER notes_count_delete AFTER DELETE ON notes
+        REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION notes_count()
+        """,
+        """
+        CREATE TRIGGER notes_count_update AFTER UPDATE ON notes
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION notes_count()
+        """,
+    ],
+    "sqlite": [
+        """
+        CREATE TRIGGER notes_count_insert AFTER INSERT ON notes BEGIN
+            UPDATE subjects SET note_count = note_count + 1 WHERE id = NEW.subject_id;
+        END
+        """,
+        """
+        CREATE TRIGGER notes_count_delete AFTER DELETE ON notes BEGIN
+            UPDATE subjects SET note_count = note_count - 1 WHERE id = OLD.subject_id;
+        END
+        """,
+        """
+        CREATE TRIGGER notes_count_update AFTER UPDATE OF subject_id ON notes
+        WHEN OLD.subject_id IS NOT NEW.subject_id BEGIN
+            UPDATE subjects SET note_count = note_count - 1 WHERE id = OLD.subject_id;
+            UPDATE subjects SET note_count = note_count + 1 WHERE id = NEW.subject_id;
+        END
+        """,
+    ],
+}
+
+for _dialect, _statements in NOTE_COUNT_TRIGGERS.items():
+    for _statement in _statements:
+        event.listen(Note.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect))

@@ -1,0 +1,102 @@
+"""/api/v1/subjects/<id>/notes and /api/v1/notes/<id> — notes in the caller's own
+subjects (another user's subject or note answers 404)."""
+
+from __future__ import annotations
+
+from flask import url_for
+from flask.views import MethodView
+
+from eleva.http.api import Blueprint, body_limit
+from eleva.notes.schemas import (
+    BODY_MAX,
+    TITLE_MAX,
+    NoteCreateSchema,
+    NoteListItemSchema,
+    NoteQuerySchema,
+    NoteSchema,
+    NoteUpdateSchema,
+)
+from eleva.services import notes
+from eleva.services.auth import CurrentUser
+
+blp = Blueprint("notes", __name__, description="Markdown notes in your subjects")
+
+# Ids are PostgreSQL integers: a larger number in the URL is simply not found.
+SUBJECT_ID = "<int(min=1, max=2147483647):subject_id>"
+NOTE_ID = "<int(min=1, max=2147483647):note_id>"
+
+# The body limit of the note writes: a note at its largest however the client encodes
+# it. A JSON encoder that escapes non-ASCII (Python's json.dumps, Flask's test client)
+# writes a 4-byte character as a surrogate pair, "\ud83d\ude00": 12 bytes; raw UTF-8
+# takes 4. Plus 64 KiB for the keys, subject_id and whitespace. About 1.2 MiB, against
+# 64 KiB for every other JSON route.
+NOTE_BODY_BYTES = (BODY_MAX + TITLE_MAX) * 12 + 64 * 1024
+
+
+@blp.route(f"/subjects/{SUBJECT_ID}/notes")
+class SubjectNotes(MethodView):
+    @blp.login_required
+    @blp.arguments(NoteQuerySchema, location="query")
+    @blp.response(200, NoteListItemSchema(many=True))
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.paginate(page_size=20, max_page_size=100)
+    def get(self, me: CurrentUser, query, subject_id, pagination_parameters):
+        """List a subject's notes, with excerpts: sort, paginate (X-Pagination header)."""
+        result = notes.list_notes(
+            me.id,
+            subject_id,
+            **query,
+            page=pagination_parameters.page,
+            page_size=pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = result.total
+        return result.items
+
+    @blp.login_required
+    @body_limit(NOTE_BODY_BYTES)
+    @blp.arguments(NoteCreateSchema)
+    @blp.response(201, NoteSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    def post(self, me: CurrentUser, data, subject_id):
+        """Write a note in one of your subjects. Location: /api/v1/notes/<id>."""
+        note = notes.create_note(me.id, subject_id, data)
+        return note, {"Location": url_for("notes.NoteById", note_id=note.id)}
+
+
+@blp.route(f"/notes/{NOTE_ID}")
+class NoteById(MethodView):
+    @blp.login_required
+    @blp.etag
+    @blp.response(200, NoteSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, me: CurrentUser, note_id):
+        """One of your notes, with its ETag (If-None-Match → 304)."""
+        return notes.get_note(me.id, note_id)
+
+    @blp.login_required
+    @body_limit(NOTE_BODY_BYTES)
+    @blp.etag
+    @blp.arguments(NoteUpdateSchema)
+    @blp.response(200, NoteSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    def patch(self, me: CurrentUser, changes, note_id):
+        """Change any of title, body, subject_id (a move to another of your subjects).
+
+        A subject_id that is not one of yours is a 422 field error. If-Match is
+        optional; when sent, it must be the current ETag (else 412).
+        """
+        note = notes.get_note(me.id, note_id, for_update=True)
+        blp.check_etag(note, NoteSchema)
+        return notes.update_note(me.id, note, changes)
+
+    @blp.login_required
+    @blp.etag
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def delete(self, me: CurrentUser, note_id):
+        """Delete a note for good. If-Match is optional (412 when stale)."""
+        note = notes.get_note(me.id, note_id, for_update=True)
+        blp.check_etag(note, NoteSchema)
+        notes.delete_note(note)
