@@ -142,6 +142,11 @@ class Config:
         if self.STORAGE_BACKEND == "s3" and not self.S3_BUCKET:
             raise ConfigError("STORAGE_BACKEND=s3 needs S3_BUCKET")
 
+        # Documents (a MB is 1,048,576 bytes) ------------------------------------------
+        self.DOCUMENT_MAX_MB = _int(env, "DOCUMENT_MAX_MB", 25, minimum=1)
+        self.STORAGE_QUOTA_MB = _int(env, "STORAGE_QUOTA_MB", 500, minimum=1)
+        self.DOWNLOAD_URL_SECONDS = _int(env, "DOWNLOAD_URL_SECONDS", 300, minimum=1)
+
         # Rate limits ------------------------------------------------------------------
         self.RATELIMIT_ENABLED = _bool(env, "RATELIMIT_ENABLED", self.RATELIMIT_DEFAULT_ENABLED)
         self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", "memory://")

@@ -19,7 +19,7 @@ from eleva.core.passwords import hash_password
 from eleva.data.db import db
 from eleva.data.models import LoginSession, Subject, User, utcnow
 from eleva.data.storage import StorageError, storage
-from eleva.services import auth
+from eleva.services import auth, documents
 from eleva.users.schemas import UserCreateSchema
 
 DEMO_USERNAME = "demo"
@@ -232,6 +232,12 @@ def purge_user(login: str, yes: bool) -> None:
         ) from None
     db.session.execute(delete(User).where(User.id == user_id))
     db.session.commit()
+    # Documents after the commit, best effort: what is left is unreferenced, and
+    # `flask storage sweep` removes it.
+    try:
+        removed += storage.delete_prefix(f"{documents.KEY_PREFIX}{user_id}/")
+    except StorageError as exc:
+        click.echo(f"Some documents were not deleted ({exc}): run `flask storage sweep`.")
     click.echo(f"Purged {username}: account, subjects, sessions and {removed} stored object(s).")
 
 
@@ -263,7 +269,7 @@ def list_users(inactive: bool, search: str | None, limit: int) -> None:
 
 # -- storage and sessions ----------------------------------------------------------------
 
-storage_cli = AppGroup("storage", help="Check the configured file storage.")
+storage_cli = AppGroup("storage", help="Check and tidy the configured file storage.")
 
 
 @storage_cli.command("check")
@@ -274,6 +280,37 @@ def storage_check() -> None:
     except StorageError as exc:
         raise click.ClickException(f"storage is not usable: {exc}") from None
     click.echo(f"Storage backend {name!r} is reachable and writable.")
+
+
+@storage_cli.command("sweep")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+def storage_sweep(dry_run: bool) -> None:
+    """Remove direct uploads never completed within an hour (object and document) and
+    stored documents that no row references (older than an hour)."""
+    try:
+        plan = documents.sweep_plan()
+    except StorageError as exc:
+        raise click.ClickException(f"storage is not usable: {exc}") from None
+    size = sum(obj.size for obj in plan.orphans)
+    click.echo(
+        f"{len(plan.stale_uploads)} upload(s) never completed; "
+        f"{len(plan.orphans)} unreferenced object(s) ({size} bytes)."
+    )
+    if dry_run:
+        for obj in plan.orphans:
+            click.echo(f"  would delete {obj.key}")
+        click.echo("Dry run: nothing removed.")
+        return
+    uploads = objects = 0
+    steps: list[tuple[str, int | str]] = [("upload", doc_id) for doc_id in plan.stale_uploads]
+    steps += [("object", obj.key) for obj in plan.orphans]
+    with click.progressbar(steps, label="Sweeping") as bar:
+        for kind, item in bar:
+            if kind == "upload":
+                uploads += documents.remove_stale_upload(int(item))
+            else:
+                objects += documents.discard(str(item))
+    click.echo(f"Removed {uploads} upload(s) and {objects} unreferenced object(s).")
 
 
 sessions_cli = AppGroup("sessions", help="Login-session upkeep.")

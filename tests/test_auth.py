@@ -722,13 +722,14 @@ from eleva.data.db import db
 from tests.conftest import make_config
 app = create_app(make_config(), {
     "SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_ENGINE_OPTIONS": {},
-    "RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": sys.argv[1], "RATELIMIT_LOGIN": "3 per minute",
-    "RATELIMIT_KEY_PREFIX": sys.argv[2],
+    "RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": sys.argv[1], "RATELIMIT_LOGIN": "3 per day",
+    "TRUSTED_PROXY_COUNT": 1,
 })
 with app.app_context():
     db.create_all()
-body = {"login": "nobody", "password": "whatever-it-is"}
-print(app.test_client().post("/api/v1/auth/login", json=body).status_code)
+body = {"login": sys.argv[2], "password": "whatever-it-is"}
+headers = {"X-Forwarded-For": sys.argv[3]}
+print(app.test_client().post("/api/v1/auth/login", json=body, headers=headers).status_code)
 """
 
 
@@ -739,9 +740,11 @@ def test_rate_limit_counters_are_shared_between_processes_through_redis():
     from pathlib import Path
 
     redis = pytest.importorskip("redis")
-    uri = "redis://127.0.0.1:6379/15"
-    # Keys of this run only: other test runs may share the Redis database.
-    prefix = f"test-{uuid.uuid4().hex}"
+    uri = "redis://127.0.0.1:6379/14"
+    # Counters of this run only (a login name and an address of its own): other test
+    # runs may share the Redis database.
+    login = f"nobody-{uuid.uuid4().hex[:12]}"
+    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
     try:
         server = redis.Redis.from_url(uri, socket_connect_timeout=1)
         server.ping()
@@ -752,17 +755,22 @@ def test_rate_limit_counters_are_shared_between_processes_through_redis():
         "SQLALCHEMY_ENGINE_OPTIONS": {},
         "RATELIMIT_ENABLED": True,
         "RATELIMIT_STORAGE_URI": uri,
-        "RATELIMIT_LOGIN": "3 per minute",
-        "RATELIMIT_KEY_PREFIX": prefix,
+        # Per day: a fixed window of a minute could reset between the two processes.
+        "RATELIMIT_LOGIN": "3 per day",
+        "TRUSTED_PROXY_COUNT": 1,
     }
     app = create_app(make_config(), overrides)
     with app.app_context():
         db.create_all()
-    body = {"login": "nobody", "password": "whatever-it-is"}
-    assert [app.test_client().post(LOGIN, json=body).status_code for _ in range(3)] == [401] * 3
+    body = {"login": login, "password": "whatever-it-is"}
+    client = app.test_client()
+    headers = {"X-Forwarded-For": address}
+    assert [client.post(LOGIN, json=body, headers=headers).status_code for _ in range(3)] == [
+        401
+    ] * 3
     root = Path(__file__).resolve().parent.parent
     other = subprocess.run(
-        [sys.executable, "-c", OTHER_PROCESS, uri, prefix],
+        [sys.executable, "-c", OTHER_PROCESS, uri, login, address],
         cwd=root,
         capture_output=True,
         text=True,
@@ -770,6 +778,6 @@ def test_rate_limit_counters_are_shared_between_processes_through_redis():
     )
     assert other.returncode == 0, other.stderr
     assert other.stdout.strip().splitlines()[-1] == "429"
-    keys = list(server.scan_iter(match=f"*{prefix}*"))
-    assert any(b"auth.Login" in key for key in keys)
+    keys = list(server.scan_iter(match=f"*addr:{address}/auth.Login*"))
+    assert keys, "no counter of this run in Redis"
     server.delete(*keys)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from eleva.data.db import db
-from eleva.data.models import Note, Subject
+from eleva.data.models import Document, Note, Subject
 
 ME = "/api/v1/users/me"
 SUBJECTS = "/api/v1/subjects/"
@@ -23,7 +23,7 @@ BUDGETS = [
     ("get", SUBJECTS + "{sid}", None, 2),  # the caller; the subject
     ("post", SUBJECTS, {"name": "New one"}, 2),  # the caller; the insert
     ("patch", SUBJECTS + "{sid}", {"description": "x"}, 3),  # caller; lock; update
-    ("delete", SUBJECTS + "{sid}", None, 3),  # caller; lock; delete
+    ("delete", SUBJECTS + "{sid}", None, 4),  # caller; lock; its documents; delete (notes: cascade)
     ("patch", ME, {"bio": "hi"}, 3),  # caller; lock; update
     ("get", "/api/v1/users/nobody", None, 2),  # caller; the profile
     ("get", SUBJECTS + "{sid}/notes", None, 2),  # the caller; the page with its total
@@ -33,7 +33,6 @@ BUDGETS = [
     ("patch", NOTES + "{nid}", {"body": "x"}, 3),  # caller; lock; update
     ("patch", NOTES + "{nid}", {"subject_id": "{sid2}"}, 4),  # caller; lock; subject; update
     ("delete", NOTES + "{nid}", None, 3),  # caller; lock; delete
-    ("delete", SUBJECTS + "{sid}", None, 3),  # the notes go by the database's cascade
 ]
 
 
@@ -74,4 +73,60 @@ def test_statements_per_request(
             path.format(sid=sid, nid=nid), method=method.upper(), json=body, headers=user.headers
         )
     assert response.status_code < 300 or response.status_code == 404, response.json
+    assert len(statements) == budget, statements
+
+
+DOCS = "/api/v1/documents/"
+# {sid}: a subject holding every document; {did}: one of them.
+DOCUMENT_BUDGETS = [
+    ("get", SUBJECTS + "{sid}/documents", None, 2),  # the caller; the page with its total
+    ("get", SUBJECTS + "{sid}/documents?sort=-size&page=2", None, 2),
+    ("get", DOCS + "{did}", None, 2),  # the caller; the document
+    ("patch", DOCS + "{did}", {"title": "x"}, 3),  # caller; lock; update
+    ("patch", DOCS + "{did}", {"subject_id": "{sid}"}, 3),  # same subject: no lookup
+    ("delete", DOCS + "{did}", None, 4),  # caller; lock; the bytes freed; delete
+    ("get", DOCS + "{did}/download", None, 2),  # caller; the document
+    ("get", ME + "/storage", None, 2),  # caller; the counters
+    ("delete", SUBJECTS + "{sid}", None, 5),  # caller; lock; documents; bytes freed; delete
+]
+
+
+@pytest.mark.parametrize("n_documents", [1, 200])
+@pytest.mark.parametrize(("method", "path", "body", "budget"), DOCUMENT_BUDGETS)
+def test_document_statements_per_request(
+    app, client, user, count_queries, n_documents, method, path, body, budget
+):
+    now = datetime.now(UTC)
+    with app.app_context():
+        sid = db.session.scalar(
+            Subject.__table__.insert()
+            .values(owner_id=user.id, name="S", created_at=now, updated_at=now)
+            .returning(Subject.__table__.c.id)
+        )
+        db.session.execute(
+            Document.__table__.insert(),
+            [
+                {
+                    "owner_id": user.id,
+                    "subject_id": sid,
+                    "title": f"D{i}",
+                    "filename": f"d{i}.pdf",
+                    "content_type": "application/pdf",
+                    "size": 10,
+                    "storage_key": f"documents/{user.id}/{i:032x}",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(n_documents)
+            ],
+        )
+        db.session.commit()
+        did = db.session.scalar(db.select(Document.id).limit(1))
+    if isinstance(body, dict) and body.get("subject_id") == "{sid}":
+        body = {"subject_id": sid}
+    with count_queries() as statements:
+        response = client.open(
+            path.format(sid=sid, did=did), method=method.upper(), json=body, headers=user.headers
+        )
+    assert response.status_code < 300, response.json
     assert len(statements) == budget, statements

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models: users, their login sessions, their subjects and notes.
+"""SQLAlchemy 2.0 models: users, their login sessions, their subjects, notes and documents.
 
 Uniqueness that users rely on (email, username, a subject's name per owner — all
 case-insensitive) is enforced by unique indexes on ``lower(...)``, on SQLite and
@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     DDL,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -91,6 +92,11 @@ class User(TimestampMixin, Base):
     # that grows with the user's subjects.
     subjects_active: Mapped[int] = mapped_column(default=0, server_default="0")
     subjects_archived: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Bytes of the user's documents, uploads in progress included (their size is
+    # reserved when they start). Kept by eleva.services.documents in the same
+    # transaction as the document rows; the quota is a conditional UPDATE of it.
+    storage_used: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    documents_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     subjects: Mapped[list[Subject]] = relationship(
         back_populates="owner",
@@ -212,6 +218,53 @@ class Note(TimestampMixin, Base):
 
     def __repr__(self) -> str:
         return f"<Note {self.id} {self.title!r}>"
+
+
+DOCUMENT_STATUSES = ("ready", "uploading")
+TEXT_STATUSES = ("pending", "ready", "failed", "none")
+
+
+class Document(TimestampMixin, Base):
+    """A stored file of a subject. ``storage_key`` names its object in the storage
+    backend (``documents/{owner_id}/{uuid}``); every row points at an object that
+    exists, or at one being uploaded directly (``status`` uploading)."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))  # detected, never the client's
+    size: Mapped[int] = mapped_column(BigInteger)
+    storage_key: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(10), default="ready", server_default="ready")
+    text_status: Mapped[str] = mapped_column(String(10), default="none", server_default="none")
+    # Direct uploads: until when the upload URL works (NULL once the bytes were
+    # received on the local backend, which makes its upload URL single use), and
+    # when the upload was completed.
+    upload_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("uq_documents_storage_key", storage_key, unique=True),
+        # The list query: one subject, ordered by a sort key, ties by id.
+        Index("ix_documents_subject_created", subject_id, "created_at", id),
+        Index("ix_documents_subject_title", subject_id, func.lower(title), id),
+        Index("ix_documents_subject_size", subject_id, size, id),
+        Index("ix_documents_owner_id", owner_id),
+        # The sweep's uploads never completed.
+        Index("ix_documents_status_created", status, "created_at"),
+        CheckConstraint("status IN ('ready', 'uploading')", name="status"),
+        CheckConstraint(
+            "text_status IN ('pending', 'ready', 'failed', 'none')", name="text_status"
+        ),
+        CheckConstraint("size >= 0", name="size"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Document {self.id} {self.filename!r}>"
 
 
 # Triggers keeping users.subjects_active / subjects_archived equal to the user's subjects

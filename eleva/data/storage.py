@@ -1,6 +1,8 @@
 """Object storage for user files, as a Flask extension.
 
-One small interface — ``save(key, data, content_type)``, ``delete(key)``, ``url(key)`` —
+One small interface — ``save(key, data, content_type)``, ``delete(key)``, ``url(key)``;
+for documents ``save_stream`` (a file object, copied in chunks), ``open`` (a seekable
+reader), ``size``, ``list``, short-lived ``download_url`` and direct ``upload_form`` —
 and two backends chosen by ``STORAGE_BACKEND``:
 
 - ``local`` (development default): files under ``LOCAL_STORAGE_PATH``, served by the app
@@ -14,16 +16,23 @@ The extension follows Flask's extension pattern: ``init_app`` keeps its state in
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
+import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
+from urllib.parse import quote
 
 from flask import Flask, current_app, has_request_context, url_for
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 log = logging.getLogger("eleva.storage")
 
@@ -50,12 +59,70 @@ def check_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: datetime
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    """Where and how a client sends a file itself: a multipart POST to ``url`` with
+    every field of ``fields``, then ``file``."""
+
+    url: str
+    fields: dict[str, str]
+
+
+COPY_CHUNK = 1024 * 1024
+# Local download and upload URLs of the app are signed with SECRET_KEY, one salt per
+# purpose: a download token cannot be replayed as an upload token.
+DOWNLOAD_SALT = "eleva.documents.download"
+UPLOAD_SALT = "eleva.documents.upload"
+# The app's routes behind those URLs (eleva.documents.routes).
+DOWNLOAD_ENDPOINT = "documents.DownloadFile"
+UPLOAD_ENDPOINT = "documents.UploadTarget"
+
+
+def sign(salt: str, data: Any) -> str:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt).dumps(data)
+
+
+def unsign(salt: str, token: str, max_age: int) -> Any:
+    """The data ``token`` carries; InvalidToken when forged, altered or older than ``max_age``."""
+    serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+    try:
+        return serializer.loads(token, max_age=max_age)
+    except BadSignature:  # SignatureExpired too
+        raise InvalidToken("invalid or expired link") from None
+
+
+class InvalidToken(ValueError):
+    """A signed link that is forged, altered or expired."""
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition that makes browsers save the file, never show it (RFC 6266)."""
+    ascii_name = filename.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "")
+    ascii_name = "".join(ch for ch in ascii_name if ch.isprintable()) or "download"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 class Backend(Protocol):
     name: str
 
     def save(self, key: str, data: bytes, content_type: str) -> None: ...
+    def save_stream(self, key: str, fileobj: BinaryIO, content_type: str) -> None: ...
+    def open(self, key: str) -> BinaryIO: ...
+    def size(self, key: str) -> int | None: ...
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]: ...
     def delete(self, key: str) -> None: ...
     def url(self, key: str) -> str: ...
+    def download_url(
+        self, key: str, *, filename: str, content_type: str, expires_in: int
+    ) -> str: ...
+    def upload_form(self, key: str, *, size: int, expires_in: int, token: Any) -> UploadForm: ...
     def exists(self, key: str) -> bool: ...
     def delete_prefix(self, prefix: str) -> int: ...
 
@@ -84,6 +151,59 @@ class LocalBackend:
             os.replace(tmp, path)
         except OSError as exc:
             raise StorageError(f"local storage write failed: {exc.strerror}") from exc
+
+    def save_stream(self, key: str, fileobj: BinaryIO, content_type: str) -> None:
+        path = self.path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    shutil.copyfileobj(fileobj, fh, COPY_CHUNK)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StorageError(f"local storage write failed: {exc.strerror}") from exc
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self.path(key).open("rb")
+        except OSError as exc:
+            raise StorageError(f"local storage read failed: {exc.strerror}") from exc
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"local storage stat failed: {exc.strerror}") from exc
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        folder = self.path(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                stat = path.stat()
+                yield StoredObject(
+                    path.relative_to(self.root).as_posix(),
+                    stat.st_size,
+                    datetime.fromtimestamp(stat.st_mtime, UTC),
+                )
+
+    def download_url(self, key: str, *, filename: str, content_type: str, expires_in: int) -> str:
+        # The token carries what the file route needs: no database read to serve it.
+        token = sign(DOWNLOAD_SALT, {"k": check_key(key), "f": filename, "t": content_type})
+        return url_for(DOWNLOAD_ENDPOINT, token=token, _external=True)
+
+    def upload_form(self, key: str, *, size: int, expires_in: int, token: Any) -> UploadForm:
+        return UploadForm(
+            url_for(UPLOAD_ENDPOINT, token=sign(UPLOAD_SALT, token), _external=True),
+            {},
+        )
 
     def delete(self, key: str) -> None:
         try:
@@ -160,6 +280,9 @@ class S3Backend:
                             connect_timeout=2,
                             read_timeout=5,
                             retries={"max_attempts": 2, "mode": "standard"},
+                            # Presigned URLs and forms signed with SigV4 (SigV2 is
+                            # deprecated and refused by newer regions).
+                            signature_version="s3v4",
                         ),
                     )
         return self._client
@@ -180,6 +303,85 @@ class S3Backend:
             ContentType=content_type,
             CacheControl=IMMUTABLE_CACHE,
         )
+
+    def save_stream(self, key: str, fileobj: BinaryIO, content_type: str) -> None:
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            # Multipart above 8 MB, a part at a time: never the whole file in memory.
+            self.client.upload_fileobj(
+                fileobj,
+                self.bucket,
+                check_key(key),
+                ExtraArgs={"ContentType": content_type, "CacheControl": "private, no-store"},
+            )
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            raise StorageError(f"s3 upload failed: {type(exc).__name__}") from exc
+
+    def open(self, key: str) -> BinaryIO:
+        size = self.size(key)
+        if size is None:
+            raise StorageError(f"s3 object {key} is missing")
+        return io.BufferedReader(_RangedReader(self, check_key(key), size), COPY_CHUNK)
+
+    def size(self, key: str) -> int | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=check_key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StorageError(f"s3 head_object failed: {type(exc).__name__}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"s3 head_object failed: {type(exc).__name__}") from exc
+        return int(head["ContentLength"])
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        check_key(prefix.rstrip("/"))
+        for page in self._call_paginated("list_objects_v2", Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield StoredObject(obj["Key"], int(obj["Size"]), obj["LastModified"])
+
+    def download_url(self, key: str, *, filename: str, content_type: str, expires_in: int) -> str:
+        return self._presign(
+            "generate_presigned_url",
+            ClientMethod="get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": check_key(key),
+                "ResponseContentDisposition": attachment(filename),
+                "ResponseContentType": content_type,
+            },
+            ExpiresIn=expires_in,
+        )
+
+    def upload_form(self, key: str, *, size: int, expires_in: int, token: Any) -> UploadForm:
+        # The policy pins the key and the exact size: S3 refuses any other body.
+        post = self._presign(
+            "generate_presigned_post",
+            Bucket=self.bucket,
+            Key=check_key(key),
+            Conditions=[["content-length-range", size, size]],
+            ExpiresIn=expires_in,
+        )
+        return UploadForm(post["url"], dict(post["fields"]))
+
+    def _presign(self, operation: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"s3 {operation} failed: {type(exc).__name__}") from exc
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        body = self._call("get_object", Key=key, Range=f"bytes={start}-{end}")["Body"]
+        try:
+            return body.read()
+        finally:
+            body.close()
 
     def delete(self, key: str) -> None:
         self._call("delete_object", Key=check_key(key))
@@ -219,6 +421,38 @@ class S3Backend:
         return f"{self.public_base_url}/{check_key(key)}"
 
 
+class _RangedReader(io.RawIOBase):
+    """A seekable read-only view of an S3 object: each read is a ranged GET, so that
+    sniffing its type (its head, a ZIP's central directory at its end) never downloads
+    the whole object at once."""
+
+    def __init__(self, backend: S3Backend, key: str, size: int) -> None:
+        self._backend, self._key, self._size, self._pos = backend, key, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self._size or not len(buffer):
+            return 0
+        end = min(self._pos + len(buffer), self._size) - 1
+        data = self._backend.read_range(self._key, self._pos, end)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
 def build_backend(config: Any) -> Backend:
     if config["STORAGE_BACKEND"] == "s3":
         return S3Backend(
@@ -242,6 +476,32 @@ class Storage:
 
     def save(self, key: str, data: bytes, content_type: str) -> None:
         self.backend.save(key, data, content_type)
+
+    def save_stream(self, key: str, fileobj: BinaryIO, content_type: str) -> None:
+        """Store a file object's content from its current position, in chunks."""
+        self.backend.save_stream(key, fileobj, content_type)
+
+    def open(self, key: str) -> BinaryIO:
+        """A seekable binary reader of a stored object (close it)."""
+        return self.backend.open(key)
+
+    def size(self, key: str) -> int | None:
+        """The stored object's size in bytes, or None when there is no such object."""
+        return self.backend.size(key)
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        return self.backend.list_objects(prefix)
+
+    def download_url(self, key: str, *, filename: str, content_type: str, expires_in: int) -> str:
+        """A URL that serves the object as an attachment for ``expires_in`` seconds."""
+        return self.backend.download_url(
+            key, filename=filename, content_type=content_type, expires_in=expires_in
+        )
+
+    def upload_form(self, key: str, *, size: int, expires_in: int, token: Any) -> UploadForm:
+        """Where a client uploads exactly ``size`` bytes to ``key`` itself. ``token`` is
+        what the local backend's signed URL carries back to the app."""
+        return self.backend.upload_form(key, size=size, expires_in=expires_in, token=token)
 
     def delete(self, key: str) -> None:
         self.backend.delete(key)

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, NoReturn
 import marshmallow as ma
 from flask import current_app, request
 from flask_smorest import abort
+from flask_smorest.fields import Upload
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 from webargs.multidictproxy import MultiDictProxy
@@ -93,15 +94,20 @@ class JsonParser(FlaskParser):
     def load_files(self, req: Any, schema: ma.Schema) -> Any:
         if _has_body(req) and req.mimetype != "multipart/form-data":
             abort(415, message="Send the file as multipart/form-data.")
-        # Text parts are fields of the body too: an unknown one is refused (422) like an
-        # unknown JSON field. A text part under a file field's name is not a file: ignored.
+        # Text parts are fields of the body too: a declared one (a document's title) is
+        # loaded, an unknown one is refused (422) like an unknown JSON field. A text part
+        # under a file field's name is not a file: ignored.
         # werkzeug names a part whose name it cannot read None: "" here (JSON keys are str).
-        known = {field.data_key or name for name, field in schema.load_fields.items()}
+        file_fields = {
+            field.data_key or name
+            for name, field in schema.load_fields.items()
+            if isinstance(field, Upload)
+        }
         parts: MultiDict[str, Any] = MultiDict()
         for name, value in req.files.items(multi=True):
             parts.add(name or "", value)
         for name, value in req.form.items(multi=True):
-            if name not in known:
+            if name not in file_fields:
                 parts.add(name or "", value)
         return MultiDictProxy(parts, schema)
 
@@ -110,22 +116,35 @@ def _has_body(req: Any) -> bool:
     return bool(req.content_length) or "chunked" in req.headers.get("Transfer-Encoding", "")
 
 
-def upload_body_limit(func: Callable) -> Callable:
-    """Raise this request's body limit from the JSON default to ``MAX_UPLOAD_MB``.
+# Room for the multipart envelope (boundaries, part headers, a title) around a file of
+# the full allowed size.
+MULTIPART_ENVELOPE = 64 * 1024
+
+
+def body_limit(config_key: str) -> Callable[[Callable], Callable]:
+    """Raise this request's body limit from the JSON default to the config's
+    ``config_key`` megabytes (plus the multipart envelope).
 
     Must sit above ``@blp.arguments`` so that it runs before the body is parsed.
     """
 
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        # Room for the multipart envelope around a file of the full allowed size.
-        request.max_content_length = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024
-        return func(*args, **kwargs)
+    def decorator(func: Callable) -> Callable:
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            limit = current_app.config[config_key] * 1024 * 1024 + MULTIPART_ENVELOPE
+            request.max_content_length = limit
+            return func(*args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorator
 
 
-def body_limit(max_bytes: int) -> Callable[[Callable], Callable]:
+# Profile pictures: MAX_UPLOAD_MB.
+upload_body_limit = body_limit("MAX_UPLOAD_MB")
+
+
+def json_body_limit(max_bytes: int) -> Callable[[Callable], Callable]:
     """Raise this route's request body limit from the JSON default (``MAX_JSON_KB``) to
     ``max_bytes``; a larger body is 413. Must sit above ``@blp.arguments``."""
 

@@ -14,6 +14,10 @@ blp = Blueprint("media", __name__)
 @blp.get("/media/<path:key>")
 def serve(key: str) -> Response:
     backend = current_app.extensions[EXTENSION_KEY]
+    if key.startswith("documents/"):
+        # Documents are private: served only through short-lived signed URLs, as
+        # attachments (eleva.documents), never as public permanent links.
+        raise NotFound()
     try:
         path = backend.path(key)
     except InvalidKey:

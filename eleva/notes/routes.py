@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import url_for
 from flask.views import MethodView
 
-from eleva.http.api import Blueprint, body_limit
+from eleva.http.api import Blueprint, json_body_limit
 from eleva.notes.schemas import (
     BODY_MAX,
     TITLE_MAX,
@@ -53,7 +53,7 @@ class SubjectNotes(MethodView):
         return result.items
 
     @blp.login_required
-    @body_limit(NOTE_BODY_BYTES)
+    @json_body_limit(NOTE_BODY_BYTES)
     @blp.arguments(NoteCreateSchema)
     @blp.response(201, NoteSchema, headers={"Location": {"schema": {"type": "string"}}})
     @blp.alt_response(404, response="NOT_FOUND")
@@ -75,7 +75,7 @@ class NoteById(MethodView):
         return notes.get_note(me.id, note_id)
 
     @blp.login_required
-    @body_limit(NOTE_BODY_BYTES)
+    @json_body_limit(NOTE_BODY_BYTES)
     @blp.etag
     @blp.arguments(NoteUpdateSchema)
     @blp.response(200, NoteSchema)

@@ -14,13 +14,14 @@ from eleva.core.errors import PayloadTooLarge
 from eleva.http import ratelimit
 from eleva.http.api import Blueprint, upload_body_limit
 from eleva.http.ratelimit import limiter
-from eleva.services import pictures, users
+from eleva.services import documents, pictures, users
 from eleva.services.auth import CurrentUser
 from eleva.users.schemas import (
     PasswordChangeSchema,
     PasswordConfirmSchema,
     PrivateUserSchema,
     PublicUserSchema,
+    StorageUsageSchema,
     UserUpdateSchema,
 )
 
@@ -109,6 +110,15 @@ def _read_upload(file) -> bytes:
     if len(data) > limit:
         raise PayloadTooLarge(f"The file is larger than {current_app.config['MAX_UPLOAD_MB']} MB.")
     return data
+
+
+@blp.route("/me/storage")
+class MyStorage(MethodView):
+    @blp.login_required
+    @blp.response(200, StorageUsageSchema)
+    def get(self, me: CurrentUser):
+        """Your stored bytes (documents, uploads in progress included) and your quota."""
+        return documents.storage_usage(me.id)
 
 
 @blp.route("/<username>")

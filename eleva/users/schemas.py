@@ -152,3 +152,15 @@ class PublicUserSchema(ResponseSchema):
     def shown_email(self, user: ShowsEmail) -> Any:
         # missing (not null) drops the key from the output altogether.
         return user.email if user.show_email else ma.missing
+
+
+class StorageUsageSchema(ResponseSchema):
+    used_bytes = ma.fields.Integer(
+        required=True,
+        metadata={"description": "Bytes of your documents, uploads in progress included."},
+    )
+    quota_bytes = ma.fields.Integer(required=True, metadata={"description": "STORAGE_QUOTA_MB."})
+    documents = ma.fields.Integer(required=True, metadata={"description": "How many documents."})
+    max_document_bytes = ma.fields.Integer(
+        required=True, metadata={"description": "The largest file accepted (DOCUMENT_MAX_MB)."}
+    )
