@@ -72,7 +72,8 @@ def init_http(app: Flask) -> None:
     app.config["API_SPEC_OPTIONS"] = {
         "components": {"securitySchemes": SECURITY_SCHEMES},
         "info": {
-            "description": "Eléva's REST API: accounts, profiles, study subjects and their documents. "
+            "description": "Eléva's REST API: accounts, profiles, study subjects, notes and "
+            "documents. "
             "Every error is JSON: {code, status, message, errors?}.",
         },
         **app.config.get("API_SPEC_OPTIONS", {}),

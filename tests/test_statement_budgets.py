@@ -42,18 +42,20 @@ def test_statements_per_request(
     app, client, user, count_queries, n_subjects, method, path, body, budget
 ):
     now = datetime.now(UTC)
+    moving = bool(body) and body.get("subject_id") == "{sid2}"
     with app.app_context():
         db.session.execute(
             Subject.__table__.insert(),
             [
                 {"owner_id": user.id, "name": f"S{i}", "created_at": now, "updated_at": now}
-                for i in range(n_subjects)
+                # A move needs a second subject to go to, whatever n_subjects says.
+                for i in range(max(n_subjects, 2 if moving else 1))
             ],
         )
         db.session.commit()
-        sid, sid2 = db.session.scalars(
+        sid, *others = db.session.scalars(
             db.select(Subject.id).where(Subject.owner_id == user.id).order_by(Subject.id).limit(2)
-        ).all() + [None] * (n_subjects < 2)
+        ).all()
         db.session.execute(
             Note.__table__.insert(),
             [
@@ -64,10 +66,8 @@ def test_statements_per_request(
         )  # fmt: skip
         db.session.commit()
         nid = db.session.scalar(db.select(Note.id).where(Note.subject_id == sid).limit(1))
-    if body and body.get("subject_id") == "{sid2}":
-        if sid2 is None:
-            pytest.skip("a move needs two subjects")
-        body = {"subject_id": sid2}
+    if moving:
+        body = {"subject_id": others[0]}
     with count_queries() as statements:
         response = client.open(
             path.format(sid=sid, nid=nid), method=method.upper(), json=body, headers=user.headers

@@ -34,7 +34,7 @@ is refused although the schema allows it. For those, and only those, the generat
   ``current_password``), which no generator can guess;
 - a new password that the password policy refuses (common, or the username or email):
   ``eleva.core.passwords.password_problems`` decides, as the app does;
-- ``If-Match`` on a subject: its current ``ETag`` (read just before), since any other
+- ``If-Match`` on a subject or a note: its current ``ETag`` (read just before), since any other
   value is stale by definition (412);
 - picture uploads: real JPEG, PNG, WebP and GIF files for the media types the spec
   declares for the ``file`` part.
@@ -76,6 +76,9 @@ SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20261126"))
 AUTH = "/api/v1/auth"
 ME = "/api/v1/users/me"
 SUBJECT = "/api/v1/subjects/{subject_id}"
+NOTE = "/api/v1/notes/{note_id}"
+# Resources written with If-Match, and the name of their id in the path.
+ETAGGED = {SUBJECT: "subject_id", NOTE: "note_id"}
 REFRESH = ("POST", f"{AUTH}/refresh")
 SESSION_ENDERS = {("POST", f"{AUTH}/logout"), ("DELETE", ME)}
 IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}
@@ -170,10 +173,11 @@ def complete_positive_case(accounts: Accounts, case: schemathesis.Case) -> None:
             body["password"] = _acceptable_password(
                 body["password"], account, body.get("username"), body.get("email")
             )
-    elif case.operation.path == SUBJECT and operation[0] in ("PATCH", "DELETE"):
+    elif case.operation.path in ETAGGED and operation[0] in ("PATCH", "DELETE"):
         headers = case.headers or {}
         if "If-Match" in headers and isinstance(case.path_parameters, dict):
-            path = SUBJECT.format(subject_id=case.path_parameters.get("subject_id"))
+            name = ETAGGED[case.operation.path]
+            path = case.operation.path.format(**{name: case.path_parameters.get(name)})
             etag = accounts.etag(path, headers.get("Authorization", ""))
             if etag is not None:
                 headers["If-Match"] = etag
