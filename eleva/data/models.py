@@ -24,11 +24,39 @@ from sqlalchemy import (
     event,
     false,
     func,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from eleva.data.db import Base, unique_index
+
+# Full-text search (PostgreSQL): a language-neutral configuration that drops accents,
+# made by the migrations; each searchable table has a GIN index on (owner_id, vector).
+SEARCH_CONFIG = "eleva_search"
+
+
+def search_vector(title: str, body: str) -> str:
+    """SQL of a row's weighted search vector, from SQL of its title and body. The index
+    and the queries must use this very expression (PostgreSQL matches it literally)."""
+    return (
+        f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, {title}), 'A') || "
+        f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, {body}), 'B')"
+    )
+
+
+def search_index(table: str, title: str, body: str) -> Index:
+    index = Index(
+        f"ix_{table}_search",
+        "owner_id",
+        text(f"({search_vector(title, body)})"),
+        postgresql_using="gin",
+        info={"dialects": ("postgresql",)},  # said again for readers of the metadata
+    )
+    return index.ddl_if(dialect="postgresql")
+
+
+SUBJECT_SEARCH = ("name", "coalesce(description, '')")
 
 
 def utcnow() -> datetime:
@@ -164,6 +192,7 @@ class Subject(TimestampMixin, Base):
         Index("ix_subjects_owner_updated", owner_id, is_archived, "updated_at", id),
         Index("ix_subjects_owner_created", owner_id, is_archived, "created_at", id),
         Index("ix_subjects_owner_name", owner_id, is_archived, func.lower(name), id),
+        search_index("subjects", *SUBJECT_SEARCH),
     )
 
     def __repr__(self) -> str:
