@@ -15,7 +15,7 @@ from flask import Flask
 from flask_migrate import Migrate
 
 from config import Config, load_config
-from eleva import auth, commands, documents, health, media, notes, subjects, users
+from eleva import auth, commands, documents, health, media, notes, search, subjects, users
 from eleva.core import passwords
 from eleva.data.db import db, init_engines
 from eleva.data.storage import storage
@@ -27,7 +27,7 @@ from eleva.http.ratelimit import limiter
 __all__ = ["create_app"]
 
 # Each registers its blueprint: a new domain is one more name here.
-DOMAINS = (health, auth, users, subjects, notes, documents, media)
+DOMAINS = (health, auth, users, subjects, notes, documents, search, media)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 

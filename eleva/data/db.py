@@ -19,6 +19,7 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase
 
 from eleva.core.errors import Conflict
+from eleva.core.search import fold
 
 # Deterministic constraint names, so migrations can name what they alter or drop.
 NAMING_CONVENTION = {
@@ -94,6 +95,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # case-insensitive unique indexes and searches behave as PostgreSQL's do.
     dbapi_connection.create_function(
         "lower", 1, lambda s: s.lower() if isinstance(s, str) else s, deterministic=True
+    )
+    # Search without accents or case (eleva.services.search's fallback).
+    dbapi_connection.create_function(
+        "fold", 1, lambda s: fold(s) if isinstance(s, str) else s, deterministic=True
     )
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")

@@ -27,11 +27,41 @@ from sqlalchemy import (
     event,
     false,
     func,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from eleva.data.db import Base, unique_index
+
+# Full-text search (PostgreSQL): a language-neutral configuration that drops accents,
+# made by the migrations; each searchable table has a GIN index on (owner_id, vector).
+SEARCH_CONFIG = "eleva_search"
+
+
+def search_vector(title: str, body: str) -> str:
+    """SQL of a row's weighted search vector, from SQL of its title and body. The index
+    and the queries must use this very expression (PostgreSQL matches it literally)."""
+    return (
+        f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, {title}), 'A') || "
+        f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, {body}), 'B')"
+    )
+
+
+def search_index(table: str, title: str, body: str) -> Index:
+    index = Index(
+        f"ix_{table}_search",
+        "owner_id",
+        text(f"({search_vector(title, body)})"),
+        postgresql_using="gin",
+        info={"dialects": ("postgresql",)},  # said again for readers of the metadata
+    )
+    return index.ddl_if(dialect="postgresql")
+
+
+SUBJECT_SEARCH = ("name", "coalesce(description, '')")
+NOTE_SEARCH = ("title", "body")
+DOCUMENT_SEARCH = ("title", "filename")
 
 
 def utcnow() -> datetime:
@@ -177,6 +207,7 @@ class Subject(TimestampMixin, Base):
         Index("ix_subjects_owner_name", owner_id, is_archived, func.lower(name), id),
         # What a note's (owner_id, subject_id) foreign key refers to.
         Index("uq_subjects_owner_id_id", owner_id, id, unique=True),
+        search_index("subjects", *SUBJECT_SEARCH),
     )
 
     def __repr__(self) -> str:
@@ -214,6 +245,7 @@ class Note(TimestampMixin, Base):
         Index("ix_notes_owner_subject_updated", owner_id, subject_id, "updated_at", id),
         Index("ix_notes_owner_subject_created", owner_id, subject_id, "created_at", id),
         Index("ix_notes_owner_subject_title", owner_id, subject_id, func.lower(title), id),
+        search_index("notes", *NOTE_SEARCH),
     )
 
     def __repr__(self) -> str:
@@ -261,6 +293,7 @@ class Document(TimestampMixin, Base):
             "text_status IN ('pending', 'ready', 'failed', 'none')", name="text_status"
         ),
         CheckConstraint("size >= 0", name="size"),
+        search_index("documents", *DOCUMENT_SEARCH),
     )
 
     def __repr__(self) -> str:

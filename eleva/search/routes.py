@@ -1,0 +1,36 @@
+"""/api/v1/search — find anything of yours: subjects, notes, documents."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from eleva.http.api import Blueprint
+from eleva.search.schemas import SearchHitSchema, SearchQuerySchema
+from eleva.services import search
+from eleva.services.auth import CurrentUser
+
+blp = Blueprint("search", __name__, description="Search across your study material")
+
+
+@blp.route("")
+class Search(MethodView):
+    @blp.login_required
+    @blp.arguments(SearchQuerySchema, location="query")
+    @blp.response(200, SearchHitSchema(many=True))
+    @blp.paginate(page_size=20, max_page_size=100)
+    def get(self, me: CurrentUser, query, pagination_parameters):
+        """Search your subjects, notes and documents, most relevant first.
+
+        Case- and accent-insensitive; every word must match, the last one also as a
+        prefix. Only your own material is ever read.
+        """
+        results = search.search(
+            me.id,
+            query["q"],
+            types=query.get("type"),
+            subject_id=query.get("subject_id"),
+            page=pagination_parameters.page,
+            page_size=pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = results.total
+        return results.items

@@ -1,0 +1,194 @@
+"""Search across the caller's subjects, notes and documents.
+
+PostgreSQL: full-text search through expression GIN indexes that start with the owner
+(``owner_id``, then the row's weighted ``tsvector``: btree_gin), so a search reads only
+the caller's index entries; ``eleva_search`` is a language-neutral configuration that
+drops accents (``unaccent``), built by the migrations. The vector of a row is computed
+from its columns, so every write is searchable as soon as it commits. Ranked with
+``ts_rank``; the snippet is ``ts_headline`` of the same query over the same text.
+
+SQLite (development): every word must appear (accents and case folded), ranked by
+matches in the title; the snippet is cut around the first match in Python.
+"""
+
+# SQL below is assembled from the SOURCES constants (table and column SQL written here);
+# everything a client sends is a bind parameter.
+# ruff: noqa: S608
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+from eleva.core import search as text_search
+from eleva.data.db import db, dialect_name
+from eleva.data.models import (
+    DOCUMENT_SEARCH,
+    NOTE_SEARCH,
+    SEARCH_CONFIG,
+    SUBJECT_SEARCH,
+    search_vector,
+)
+
+CONFIG = SEARCH_CONFIG
+KINDS = ("subject", "note", "document")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A searchable table: SQL of its columns (trusted constants, never input)."""
+
+    kind: str
+    table: str
+    subject_id: str  # the subject the row belongs to
+    title: str
+    body: str  # text searched besides the title, '' when there is none
+    visible: str = "TRUE"  # which rows the owner may find
+
+    @property
+    def vector(self) -> str:
+        return search_vector(self.title, self.body)  # the table's index expression
+
+
+SOURCES: dict[str, Source] = {
+    "subject": Source("subject", "subjects", "id", *SUBJECT_SEARCH),
+    "note": Source("note", "notes", "subject_id", *NOTE_SEARCH),
+    # A direct upload is found once completed. Extracted text joins the body with the
+    # text-extraction job (not built yet): title and file name meanwhile.
+    "document": Source(
+        "document", "documents", "subject_id", *DOCUMENT_SEARCH, "t.status = 'ready'"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Hit:
+    type: str
+    id: int
+    subject_id: int
+    title: str
+    snippet: str
+    highlights: list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Results:
+    items: list[Hit]
+    total: int
+
+
+def search(
+    owner_id: int,
+    q: str,
+    *,
+    types: list[str] | None = None,
+    subject_id: int | None = None,
+    page: int = 1,
+    page_size: int = 20,
+) -> Results:
+    """One page of the owner's matches, most relevant first, and how many there are."""
+    words = text_search.query_words(q)
+    sources = [SOURCES[kind] for kind in (types or KINDS) if kind in SOURCES]
+    if not words or not sources:
+        return Results([], 0)
+    offset = (page - 1) * page_size
+    if dialect_name() == "postgresql":
+        return _postgres(owner_id, words, sources, subject_id, offset, page_size)
+    return _fallback(owner_id, words, sources, subject_id, offset, page_size)
+
+
+def _postgres(
+    owner_id: int,
+    words: list[str],
+    sources: list[Source],
+    subject_id: int | None,
+    offset: int,
+    limit: int,
+) -> Results:
+    query = f"to_tsquery('{CONFIG}'::regconfig, :tsq)"
+    branches = [
+        f"SELECT '{s.kind}' AS kind, t.id, t.{s.subject_id} AS subject_id, "  # nosec B608
+        f"t.{s.title} AS title, {s.body} AS body, ts_rank({s.vector}, {query}) AS rank "
+        f"FROM {s.table} t WHERE t.owner_id = :owner_id AND {s.vector} @@ {query} "
+        f"AND {s.visible}"
+        + (f" AND t.{s.subject_id} = :subject_id" if subject_id is not None else "")
+        for s in sources
+    ]
+    headline = (
+        f"ts_headline('{CONFIG}'::regconfig, m.title || E'\\n' || m.body, {query}, "
+        f"'StartSel={text_search.START_MARK}, StopSel={text_search.STOP_MARK}, "
+        "MaxWords=30, MinWords=12, MaxFragments=1, FragmentDelimiter=…')"
+    )
+    sql = (
+        f"SELECT p.kind, p.id, p.subject_id, p.title, p.total, p.marked FROM ("  # nosec B608
+        f"SELECT m.kind, m.id, m.subject_id, m.title, m.rank, count(*) OVER () AS total, "
+        f"{headline} AS marked FROM ({' UNION ALL '.join(branches)}) m "
+        f"ORDER BY m.rank DESC, m.kind, m.id LIMIT :limit OFFSET :offset) p "
+        f"ORDER BY p.rank DESC, p.kind, p.id"
+    )
+    params: dict[str, Any] = {
+        "tsq": text_search.tsquery(words),
+        "owner_id": owner_id,
+        "subject_id": subject_id,
+        "limit": limit,
+        "offset": offset,
+    }
+    rows = db.session.execute(text(sql), params).all()
+    items = [
+        Hit(kind, id_, sid, title, *_snippet(text_search.from_marked(marked)))
+        for kind, id_, sid, title, _total, marked in rows
+    ]
+    total = rows[0].total if rows else _postgres_count(branches, params) if offset else 0
+    return Results(items, total)
+
+
+def _postgres_count(branches: list[str], params: dict[str, Any]) -> int:
+    # Past the last page there is no row to carry the total.
+    sql = f"SELECT count(*) FROM ({' UNION ALL '.join(branches)}) m"  # nosec B608
+    return int(db.session.scalar(text(sql), params) or 0)
+
+
+def _snippet(snippet: text_search.Snippet) -> tuple[str, list[tuple[int, int]]]:
+    return snippet.text, snippet.highlights
+
+
+def _fallback(
+    owner_id: int,
+    words: list[str],
+    sources: list[Source],
+    subject_id: int | None,
+    offset: int,
+    limit: int,
+) -> Results:
+    params: dict[str, Any] = {"owner_id": owner_id, "subject_id": subject_id}
+    params.update({f"w{i}": f"%{_like_escaped(word)}%" for i, word in enumerate(words)})
+    branches = []
+    for s in sources:
+        matches = " AND ".join(
+            f"(fold(t.{s.title}) LIKE :w{i} ESCAPE '/' OR fold({s.body}) LIKE :w{i} ESCAPE '/')"
+            for i in range(len(words))
+        )
+        rank = " + ".join(f"(fold(t.{s.title}) LIKE :w{i} ESCAPE '/')" for i in range(len(words)))
+        branches.append(
+            f"SELECT '{s.kind}' AS kind, t.id, t.{s.subject_id} AS subject_id, "  # nosec B608
+            f"t.{s.title} AS title, {s.body} AS body, ({rank}) AS rank FROM {s.table} t "
+            f"WHERE t.owner_id = :owner_id AND {matches} AND {s.visible}"
+            + (f" AND t.{s.subject_id} = :subject_id" if subject_id is not None else "")
+        )
+    union = " UNION ALL ".join(branches)
+    count = f"SELECT count(*) FROM ({union}) m"  # nosec B608
+    page = f"SELECT * FROM ({union}) m ORDER BY rank DESC, kind, id LIMIT :limit OFFSET :offset"  # nosec B608
+    total = int(db.session.scalar(text(count), params) or 0)
+    rows = db.session.execute(text(page), {**params, "limit": limit, "offset": offset}).all()
+    items = []
+    for row in rows:
+        snippet = text_search.find_snippet(f"{row.title}\n{row.body}", words)
+        items.append(Hit(row.kind, row.id, row.subject_id, row.title, *_snippet(snippet)))
+    return Results(items, total)
+
+
+def _like_escaped(term: str) -> str:
+    for char in ("/", "%", "_"):
+        term = term.replace(char, "/" + char)
+    return term
