@@ -14,10 +14,12 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # machine size (2 × cores + 1 on Heroku, the same as the default here).
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
 # gunicorn's sync worker, buffering each request before the app sees it (slow clients
-# cost a buffer, not a process), draining the listen backlog on SIGTERM, and answering
-# gunicorn's own errors in the API's JSON shape: see eleva/serving.py.
+# cost a buffer, not a process), keeping connections alive for the router, draining the
+# listen backlog on SIGTERM, answering gunicorn's own errors in the API's JSON shape:
+# eleva/serving.py. gunicorn's gthread was as fast but stalls once slow clients
+# outnumber its threads, and has no request timeout (bench/README.md, "Serving").
 worker_class = "eleva.serving.Worker"
-# Connections a worker may hold while their requests arrive (buffered, not served).
+# Connections a worker may hold open, idle or with a request arriving (buffered).
 worker_connections = 1000
 # The app is built once in the master and the workers fork ready: imports, create_app,
 # the bcrypt and common-password warm-ups cost ~1.3 s of CPU per worker otherwise.
@@ -27,7 +29,7 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # On SIGTERM (a deploy), drain the backlog (≤ 10 s) and finish requests in flight for up
 # to this long.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "25"))
-# Unused by the worker (it closes after every response, as the PaaS router expects).
+# An idle kept-alive connection is closed after this many seconds.
 keepalive = 5
 # No recycling: it bought nothing measurable (no leak: RSS flat over 100,000 requests)
 # and cost each new worker cold caches and new database connections.

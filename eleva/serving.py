@@ -1,6 +1,6 @@
 """The gunicorn worker Eléva runs in production (``worker_class`` in gunicorn.conf.py).
 
-gunicorn's sync worker, with three things it lacks:
+gunicorn's sync worker (one request at a time per process), with four things it lacks:
 
 - **Requests are buffered before a worker spends itself on them.** The sync worker reads
   a request with blocking calls, so a client that sends its headers (or body) a byte at a
@@ -9,7 +9,13 @@ gunicorn's sync worker, with three things it lacks:
   connection it has accepted without blocking, as a buffering proxy would, and hands a
   request to the app only once its headers and its body (up to ``BODY_BUFFER_LIMIT``)
   have arrived. A request not in within ``REQUEST_READ_TIMEOUT`` is answered 408.
-  Requests are then served one at a time, in the order they completed.
+  Requests are then served one at a time, in the order they completed. A worker takes a
+  new connection from the backlog only while no complete request waits in it, so that
+  the backlog goes to idle workers.
+- **Connections are kept alive.** A PaaS router (Heroku's Router 2.0, for one) keeps its
+  connections to the app open; the sync worker closes each after one response, so every
+  request paid a new connection. Here a connection whose request was buffered whole
+  waits, without a process, for its next request (``keepalive`` seconds at most).
 - **A deploy answers what is already queued.** On SIGTERM gunicorn's workers stop
   accepting at once, and the connections waiting in the listen backlog are reset. Here a
   worker keeps accepting until the backlog has been empty for ``DRAIN_QUIET`` (at most
@@ -38,7 +44,10 @@ from random import getrandbits
 from typing import Any
 
 import orjson
+from gunicorn import http as gunicorn_http
+from gunicorn import util
 from gunicorn.http import errors as http_errors
+from gunicorn.http import wsgi
 from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.sync import SyncWorker
 
@@ -126,15 +135,20 @@ def error_response(code: int, *, hsts: bool = False) -> bytes:
 class _Pending:
     """An accepted connection whose request is still arriving."""
 
-    __slots__ = ("addr", "data", "deadline", "header_end", "sock", "wanted")
+    __slots__ = ("addr", "complete", "data", "deadline", "header_end", "idle", "sock", "wanted")
 
     def __init__(self, sock: socket.socket, addr: Any) -> None:
         self.sock = sock
         self.addr = addr
         self.data = bytearray()
         self.deadline = time.monotonic() + REQUEST_READ_TIMEOUT
+        self.idle = False  # kept alive after a response, no new request begun
+
+    def expect_request(self, data: bytes = b"") -> None:
+        self.data = bytearray(data)
         self.header_end = -1
         self.wanted = 0  # bytes in all: headers and the part of the body to buffer
+        self.complete = False  # the whole request is buffered (and nothing else of it)
 
 
 class _Buffered:
@@ -222,6 +236,7 @@ class Worker(SyncWorker):
             listener.setblocking(False)
             self.selector.register(listener, selectors.EVENT_READ, "listener")
         self.selector.register(self.PIPE[0], selectors.EVENT_READ, "pipe")
+        self.server_address = self.sockets[0].getsockname()
         accepting = True
         drain_until = quiet_until = 0.0
         try:
@@ -232,6 +247,11 @@ class Worker(SyncWorker):
                     self.log.info("Draining: answering queued connections, then stopping.")
                     drain_until = now + DRAIN_LIMIT
                     quiet_until = now + DRAIN_QUIET
+                    # Kept-alive connections: a request may be on its way on one; it gets
+                    # answered (with Connection: close) if it comes within the quiet time.
+                    for conn in self.pending.values():
+                        if conn.idle:
+                            conn.deadline = min(conn.deadline, quiet_until)
                 if drain_until and accepting and now >= min(drain_until, quiet_until):
                     accepting = False
                     for listener in self.sockets:
@@ -276,29 +296,31 @@ class Worker(SyncWorker):
                 except OSError:
                     pass
             elif key.data == "listener":
-                if accepting:
+                # One at a time, and only while no complete request waits here: a
+                # connection left in the backlog goes to an idle worker instead.
+                if accepting and not self.ready:
                     accepted += self._accept(key.fileobj)
             else:
                 self._read(key.data)
         return accepted
 
     def _accept(self, listener: Any) -> int:
-        accepted = 0
-        while len(self.pending) + len(self.ready) < self.max_pending:
-            try:
-                client, addr = listener.accept()
-            except OSError as e:
-                if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
-                    break
-                raise
-            client.setblocking(False)
-            conn = _Pending(client, addr)
-            self.pending[client.fileno()] = conn
-            self.selector.register(client, selectors.EVENT_READ, conn)
-            accepted += 1
-            # Most clients have sent their request with the handshake: read it now.
-            self._read(conn)
-        return accepted
+        if len(self.pending) >= self.max_pending:
+            return 0
+        try:
+            client, addr = listener.accept()
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
+                return 0
+            raise
+        client.setblocking(False)
+        conn = _Pending(client, addr)
+        conn.expect_request()
+        self.pending[client.fileno()] = conn
+        self.selector.register(client, selectors.EVENT_READ, conn)
+        # Most clients have sent their request with the handshake: read it now.
+        self._read(conn)
+        return 1
 
     def _read(self, conn: _Pending) -> None:
         try:
@@ -307,11 +329,18 @@ class Worker(SyncWorker):
             return
         except OSError:
             chunk = b""
-        if not chunk:  # the client went away before its request was in
+        if not chunk:  # the client went away (or closed its kept-alive connection)
             self._forget(conn)
             conn.sock.close()
             return
+        if conn.idle:  # a new request on a kept-alive connection: its own time to arrive
+            conn.idle = False
+            conn.deadline = time.monotonic() + REQUEST_READ_TIMEOUT
         conn.data += chunk
+        self._check(conn)
+
+    def _check(self, conn: _Pending) -> None:
+        """Ready ``conn`` when its request is in, or when gunicorn's parser must see it."""
         if conn.header_end < 0:
             end = conn.data.find(b"\r\n\r\n")
             if end < 0:
@@ -331,6 +360,7 @@ class Worker(SyncWorker):
             lengths = _CONTENT_LENGTH.findall(head)
             body = int(lengths[0]) if len(lengths) == 1 else 0  # several: the parser refuses
             conn.wanted = conn.header_end + min(body, BODY_BUFFER_LIMIT)
+            conn.complete = body <= BODY_BUFFER_LIMIT and len(lengths) <= 1
         if len(conn.data) >= conn.wanted:
             self._make_ready(conn)
 
@@ -353,5 +383,86 @@ class Worker(SyncWorker):
 
     def _serve(self, conn: _Pending) -> None:
         conn.sock.setblocking(True)
-        # sync's handle(): gunicorn's parser, the app, handle_error, the access log, close.
-        self.handle(self.sockets[0], _Buffered(conn.sock, bytes(conn.data)), conn.addr)
+        data, rest = bytes(conn.data), b""
+        if conn.complete:  # the parser gets this request's bytes, the rest is the next's
+            data, rest = data[: conn.wanted], data[conn.wanted :]
+        client = _Buffered(conn.sock, data)
+        if not (self._serve_one(client, conn.addr, keep_alive=conn.complete)):
+            util.close_graceful(conn.sock)
+            return
+        # Kept alive: back to waiting, for at most `keepalive` seconds of silence.
+        conn.sock.setblocking(False)
+        conn.idle = not rest
+        conn.deadline = time.monotonic() + (
+            self.cfg.keepalive if conn.idle else REQUEST_READ_TIMEOUT
+        )
+        conn.expect_request(rest)
+        self.pending[conn.sock.fileno()] = conn
+        self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+        if rest:
+            self._check(conn)
+
+    def _serve_one(self, client: Any, addr: Any, *, keep_alive: bool) -> bool:
+        """SyncWorker.handle for one request, without closing: whether to keep the
+        connection open for the next request."""
+        req = None
+        try:
+            parser = gunicorn_http.get_parser(self.cfg, client, addr)
+            req = next(parser)
+            if not self._handle_request(req, client, addr, keep_alive=keep_alive):
+                return False
+            # What the app left unread of the body (already buffered) is skipped.
+            return bool(parser.finish_body(deadline=time.monotonic() + 1.0))
+        except http_errors.NoMoreData as e:
+            self.log.debug("Ignored premature client disconnection. %s", e)
+        except StopIteration as e:
+            self.log.debug("Closing connection. %s", e)
+        except OSError as e:
+            if e.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.log.exception("Socket error processing request.")
+        except BaseException as e:  # SystemExit too: a worker timeout in the app
+            self.handle_error(req, client, addr, e)
+        return False
+
+    def _handle_request(self, req: Any, client: Any, addr: Any, *, keep_alive: bool) -> bool:
+        """SyncWorker.handle_request, which always closes the connection, keeping it
+        open when the request allows it: whether the response left it open."""
+        environ: dict[str, Any] = {}
+        resp = None
+        try:
+            self.cfg.pre_request(self, req)
+            request_start = datetime.now()
+            resp, environ = wsgi.create(req, client, addr, self.server_address, self.cfg)
+            self.nr += 1
+            if self.nr >= self.max_requests:
+                self.log.info("Autorestarting worker after current request.")
+                self.alive = False
+            if not (keep_alive and self.alive and self.cfg.keepalive) or self.stop_requested:
+                resp.force_close()
+            respiter = self.wsgi(environ, resp.start_response)
+            try:
+                if isinstance(respiter, environ["wsgi.file_wrapper"]):
+                    resp.write_file(respiter)
+                else:
+                    for item in respiter:
+                        resp.write(item)
+                resp.close()
+            finally:
+                self.log.access(resp, req, environ, datetime.now() - request_start)
+                if hasattr(respiter, "close"):
+                    respiter.close()
+            return not resp.should_close()
+        except OSError:
+            raise
+        except (Exception, SystemExit):
+            if resp and resp.headers_sent:
+                # Timeout abort is SystemExit. If we already started the response,
+                # writing a 500 on the same socket corrupts it.
+                self.log.exception("Error handling request")
+                raise StopIteration() from None
+            raise
+        finally:
+            try:
+                self.cfg.post_request(self, req, environ, resp)
+            except Exception:
+                self.log.exception("Exception in post_request hook")

@@ -219,3 +219,24 @@ def test_sigterm_answers_the_connections_queued_in_the_backlog(serve):
         sock.close()
     assert answers == [422] + [200] * 10, (answers, server.log()[-3000:])
     assert server.wait(timeout=30) == 0, server.log()[-3000:]
+
+
+def test_kept_alive_connections_serve_several_requests_and_do_not_hold_up_a_deploy(serve):
+    server = serve(workers=1)
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(server), timeout=10)
+    conn.request("GET", "/health")
+    first = conn.getresponse()
+    first.read()
+    sock = conn.sock
+    for _ in range(3):
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        assert response.status == 200 and response.getheader("Connection") == "keep-alive"
+        response.read()
+        assert conn.sock is sock, "the connection was not kept alive"
+    # The deploy: the idle kept-alive connection does not make the worker wait for it
+    # (the drain's 1 s of quiet, then gunicorn's master takes 1-2 s to notice and exit).
+    started = time.monotonic()
+    assert server.stop(timeout=30) == 0, server.log()[-3000:]
+    assert time.monotonic() - started < 10
+    conn.close()
