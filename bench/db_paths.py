@@ -2,7 +2,7 @@
 
     python -m bench.db_paths [--duration 3] [--rounds 3]
 
-gunicorn (bench.http's settings: 2 sync workers, no access log) serves bench/db_app.py,
+gunicorn (bench.http's settings: the project's gunicorn.conf.py) serves bench/db_app.py,
 a bare Flask app whose routes run ``SELECT 1`` through: the Flask-SQLAlchemy session
 (BEGIN, SELECT, ROLLBACK), a SQLAlchemy Core connection in autocommit, psycopg on a
 connection taken from SQLAlchemy's pool, and psycopg on a connection the worker keeps.
@@ -74,7 +74,7 @@ def main() -> int:
 
     rule("bench.db_paths")
     print(f"machine: {machine()}")
-    print(f"gunicorn 2 sync workers; wrk -t1 -c4; {args.rounds} × {args.duration} s per path\n")
+    print(f"gunicorn.conf.py; wrk -t1 -c4; {args.rounds} × {args.duration} s per path\n")
     floor = statistics.median(cpu["/"])
     print(f"{'path':56s} {'CPU µs/req':>10s} {'+ floor':>8s}")
     for path, label in PATHS:
