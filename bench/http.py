@@ -273,7 +273,7 @@ def run_wrk(
     requests, secs = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", out).group(1, 2)
     unit = re.search(r"\d+ requests in [\d.]+(us|ms|s|m)", out).group(1)
     latencies = {
-        int(p): _ms(v) for p, v in re.findall(r"^\s+(\d+)%\s+([\d.]+(?:us|ms|s|m))$", out, re.M)
+        int(p): _ms(v) for p, v in re.findall(r"^\s+(\d+)%\s+([\d.]+(?:us|ms|s|m))\s*$", out, re.M)
     }
     bad = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)

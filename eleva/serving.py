@@ -9,6 +9,9 @@ gunicorn's sync worker (one request at a time per process), with four things it 
   connection it has accepted without blocking, as a buffering proxy would, and hands a
   request to the app only once its headers and its body (up to ``BODY_BUFFER_LIMIT``)
   have arrived. A request not in within ``REQUEST_READ_TIMEOUT`` is answered 408.
+  Not buffered, so still able to hold a worker until ``timeout`` (then a 500): the rest
+  of a body over ``BODY_BUFFER_LIMIT``, a chunked body, and the body of a request with
+  ``Expect: 100-continue`` (its client waits for gunicorn's "100 Continue").
   Requests are then served one at a time, in the order they completed. A worker takes a
   new connection from the backlog only while no complete request waits in it, so that
   the backlog goes to idle workers.
