@@ -16,8 +16,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() *
 # gunicorn's sync worker, buffering each request before the app sees it (slow clients
 # cost a buffer, not a process), keeping connections alive for the router, draining the
 # listen backlog on SIGTERM, answering gunicorn's own errors in the API's JSON shape:
-# eleva/serving.py. gunicorn's gthread was as fast but stalls once slow clients
-# outnumber its threads, and has no request timeout (bench/README.md, "Serving").
+# eleva/serving.py. gunicorn's gthread spent as little or less CPU per request, but
+# stalls once slow clients outnumber its threads and has no per-request timeout
+# (bench.workers; bench/README.md, "Serving").
 worker_class = "eleva.serving.Worker"
 # Connections a worker may hold open, idle or with a request arriving (buffered).
 worker_connections = 1000
