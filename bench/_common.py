@@ -46,7 +46,7 @@ def scratch_database(name: str, admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
 
     ``BENCH_DATABASE=<name>`` in the environment puts it under that name instead (on a
     machine shared with other people's benchmarks, a database that is yours alone); it
-    is dropped and created anew all the same.
+    is dropped and created anew all the same, and left there, empty, at the end.
     """
     name = os.environ.get("BENCH_DATABASE") or name
     if not _DB_NAME_RE.match(name) and name != os.environ.get("BENCH_DATABASE"):
@@ -59,6 +59,8 @@ def scratch_database(name: str, admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
         yield url
     finally:
         _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", admin_url)
+        if name == os.environ.get("BENCH_DATABASE"):
+            _admin(f"CREATE DATABASE {name}", admin_url)  # as it was given: there
 
 
 def upgrade(database_url: str) -> None:
