@@ -7,6 +7,7 @@ register → login → GET /users/me round trip, and a clean exit on SIGTERM.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shlex
@@ -44,6 +45,16 @@ def call(
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
+
+
+def raw(port: int, head: bytes) -> tuple[int, dict, dict[str, str]]:
+    """Send ``head`` and the end of the headers as they are; status, JSON body, headers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + b"\r\n\r\n")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        body = json.loads(response.read() or b"null")
+        return response.status, body, {k.lower(): v for k, v in response.getheaders()}
 
 
 def procfile() -> dict[str, str]:
@@ -120,6 +131,16 @@ def main() -> int:
         status, body = call("GET", f"{base}/api/v1/nothing-here")
         checks.append(
             ("unknown URL → 404 in the error shape", status == 404 and body.get("code") == 404)
+        )
+        status, body, headers = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000)
+        checks.append(
+            (
+                "headers too large → gunicorn's 431 in the error shape, security headers",
+                status == 431
+                and body.get("code") == 431
+                and headers.get("x-content-type-options") == "nosniff"
+                and "strict-transport-security" in headers,
+            )
         )
         for name, ok in checks:
             print(("  ok   " if ok else "  FAIL ") + name)

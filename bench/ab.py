@@ -5,8 +5,9 @@
                                            [--rounds 5] [--duration 4]
 
 gunicorn serves the ``wsgi:app`` of checkout BEFORE and of AFTER (default: this one),
-each its own code in this virtual environment, with ``bench.http``'s settings, next to
-the bare Flask floor. Both apps share one fresh PostgreSQL database (eleva_bench_ab,
+each its own code in this virtual environment, as the Procfile runs it (each checkout's
+own gunicorn.conf.py, ``$WEB_CONCURRENCY`` as in ``bench.http``), next to the bare Flask
+floor (this checkout's gunicorn.conf.py). Both apps share one fresh PostgreSQL database (eleva_bench_ab,
 dropped at the end) migrated by this checkout: compare commits with the same
 migrations. One user with 1,000 subjects, as in ``bench.http``. wrk loads each server
 for ``--duration`` seconds, in a different order every round; the workers' CPU per
@@ -36,7 +37,15 @@ import tempfile
 from pathlib import Path
 
 from bench._common import ROOT, machine, median, production_env, rule, scratch_database
-from bench.http import Server, Target, measure, seed
+from bench.http import (
+    Server,
+    Target,
+    add_server_arguments,
+    describe_server,
+    measure,
+    seed,
+    server_settings,
+)
 
 DB_NAME = "eleva_bench_ab"
 
@@ -49,6 +58,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=4, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=4)
+    add_server_arguments(parser)
     args = parser.parse_args()
     checkouts = {
         "before": str(Path(args.before).resolve()),
@@ -65,11 +75,12 @@ def main() -> int:
     try:
         with scratch_database(DB_NAME) as database_url:
             env = production_env(database_url, str(log_dir / "media"))
-            bare = Server("bare", "bench.bare_app:app", {}, log_dir)
+            settings = server_settings(args)
+            bare = Server("bare", "bench.bare_app:app", {}, log_dir, **settings)
             servers.append(bare)
             apps: dict[str, Server] = {}
             for key, checkout in checkouts.items():
-                apps[key] = Server(key, "wsgi:app", env, log_dir, cwd=checkout)
+                apps[key] = Server(key, "wsgi:app", env, log_dir, cwd=checkout, **settings)
                 servers.append(apps[key])
             bare.wait_ready("/")
             for server in apps.values():
@@ -96,6 +107,7 @@ def main() -> int:
 
     rule(f"bench.ab GET {args.path}")
     print(f"machine: {machine()}")
+    print(f"gunicorn: {describe_server(args)}")
     print(f"{args.rounds} rounds × {args.duration} s per server, wrk -t1 -c{args.connections}\n")
     floor_cpu = median([cpu for cpu, _ in samples["bare"]])
     floor_rps = median([rps for _, rps in samples["bare"]])

@@ -2,13 +2,13 @@
 
     python -m bench.db_paths [--duration 3] [--rounds 3]
 
-gunicorn (bench.http's settings: 2 sync workers, no access log) serves bench/db_app.py,
+gunicorn (bench.http's settings: the project's gunicorn.conf.py) serves bench/db_app.py,
 a bare Flask app whose routes run ``SELECT 1`` through: the Flask-SQLAlchemy session
 (BEGIN, SELECT, ROLLBACK), a SQLAlchemy Core connection in autocommit, psycopg on a
 connection taken from SQLAlchemy's pool, and psycopg on a connection the worker keeps.
 wrk loads each route in turn (rounds in rotating order); the table gives the workers'
 CPU per request (median) and what each path adds to the floor (``GET /`` returning the
-same JSON). This is why Eléva's hot reads run on the driver (eleva/services/db.py):
+same JSON). This is why Eléva's hot reads run on the driver (eleva/data/fastread.py):
 under load a round trip through SQLAlchemy costs the worker several times what the
 same query costs on psycopg, far more than it does in a quiet loop in process.
 """
@@ -74,7 +74,7 @@ def main() -> int:
 
     rule("bench.db_paths")
     print(f"machine: {machine()}")
-    print(f"gunicorn 2 sync workers; wrk -t1 -c4; {args.rounds} × {args.duration} s per path\n")
+    print(f"gunicorn.conf.py; wrk -t1 -c4; {args.rounds} × {args.duration} s per path\n")
     floor = statistics.median(cpu["/"])
     print(f"{'path':56s} {'CPU µs/req':>10s} {'+ floor':>8s}")
     for path, label in PATHS:

@@ -1,9 +1,11 @@
 """Throughput and latency over HTTP, against gunicorn and PostgreSQL, in one run.
 
     python -m bench.http [--duration 5] [--rounds 3] [--connections 4] [--quick]
+                         [--web-concurrency N] [--gunicorn "--threads 4 ..."]
 
-Four targets, each served by gunicorn with the same settings (2 sync workers on
-127.0.0.1, no access log, no worker recycling):
+Four targets, each served by gunicorn as the Procfile runs it (``gunicorn <app>`` reading
+the project's gunicorn.conf.py, ``$WEB_CONCURRENCY`` set to what a PaaS would give this
+machine: 2 × cores + 1), the bare app with the same settings:
 
   (a) bench/bare_app.py — a bare Flask app returning a small JSON: the floor;
   (b) GET /health;
@@ -11,8 +13,8 @@ Four targets, each served by gunicorn with the same settings (2 sync workers on
   (d) GET /api/v1/subjects/?page_size=20, authenticated, for a user with 1,000 subjects.
 
 For each: requests/s, p50 and p99 latency, and the CPU time the gunicorn workers spent
-per request (utime + stime from /proc/<pid>/stat, before and after the load), each also
-as a ratio of (a). On a 2-core machine the load generator competes with the server, so
+per request (utime + stime from /proc/<pid>/stat, before and after the load, workers
+recycled meanwhile included), each also as a ratio of (a). On a 2-core machine the load generator competes with the server, so
 the CPU-based ratio is the fairer one. The load generator is wrk when installed
 (`apt-get install wrk`), else a Python one (slower: it takes more of the CPU).
 """
@@ -37,6 +39,7 @@ import multiprocessing
 import re
 import resource
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -62,8 +65,8 @@ from bench._common import (
 DB_NAME = "eleva_bench_http"
 N_SUBJECTS = 1_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-TARGET_USERS_ME = 0.45
-TARGET_SUBJECTS = 0.30
+TARGET_USERS_ME = 0.55
+TARGET_SUBJECTS = 0.40
 WRK_MISSING = (
     "wrk is not installed: using the Python load generator, which needs more CPU than "
     "wrk and so leaves the server less of this machine. For better figures install it: "
@@ -80,33 +83,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def web_concurrency() -> int:
+    """What a PaaS sets $WEB_CONCURRENCY to on a machine like this one: 2 × cores + 1
+    (Heroku's Python buildpack on a dyno with this many cores and the memory for it)."""
+    return 2 * (os.cpu_count() or 1) + 1
+
+
 class Server:
-    """gunicorn serving ``app_spec`` with the benchmark's fixed settings."""
+    """gunicorn serving ``app_spec`` as the Procfile does: ``gunicorn <app>`` from the
+    checkout ``cwd``, which reads that checkout's gunicorn.conf.py, with ``$PORT`` and
+    ``$WEB_CONCURRENCY`` set. ``args``: command-line settings on top of the file (they
+    override it), for comparing settings; none by default."""
 
     def __init__(
-        self, name: str, app_spec: str, env: dict[str, str], log_dir: Path, cwd: str = ROOT
+        self,
+        name: str,
+        app_spec: str,
+        env: dict[str, str],
+        log_dir: Path,
+        cwd: str | Path = ROOT,
+        *,
+        workers: int | None = None,
+        args: list[str] | None = None,
     ) -> None:
         self.name = name
         self.port = free_port()
+        self.n_workers = workers or web_concurrency()
         self.log_path = log_dir / f"gunicorn-{name}.log"
         self._log = self.log_path.open("wb")
-        command = [
-            sys.executable, "-m", "gunicorn",
-            "--config", "/dev/null",  # not the project's gunicorn.conf.py: access log, recycling
-            "--workers", "2",
-            "--worker-class", "sync",
-            "--bind", f"127.0.0.1:{self.port}",
-            "--timeout", "30",
-            "--max-requests", "0",  # a recycled worker would take its CPU time with it
-            "--no-control-socket",
-            "--log-level", "warning",
-        ]  # fmt: skip
-        if os.path.isdir("/dev/shm"):  # gunicorn heartbeat files in memory, as deployed
-            command += ["--worker-tmp-dir", "/dev/shm"]
         self.process = subprocess.Popen(
-            [*command, app_spec],
+            [sys.executable, "-m", "gunicorn", *(args or []), app_spec],
             cwd=cwd,
-            env={**os.environ, **env},
+            env={
+                **os.environ,
+                **env,
+                "PORT": str(self.port),
+                "WEB_CONCURRENCY": str(self.n_workers),
+            },
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -115,13 +128,13 @@ class Server:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def wait_ready(self, path: str, timeout: float = 30.0) -> None:
+    def wait_ready(self, path: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
             try:
-                if call(self.port, "GET", path)[0] == 200 and len(self.workers()) == 2:
+                if call(self.port, "GET", path)[0] == 200 and len(self.workers()) == self.n_workers:
                     return
             except (OSError, ValueError):
                 pass
@@ -133,6 +146,12 @@ class Server:
     def workers(self) -> list[int]:
         return children(self.process.pid)
 
+    def cpu_seconds(self) -> float:
+        """CPU of every worker this server has had: the live ones, and those it has
+        reaped (recycled or killed), which /proc counts in the master's cutime/cstime.
+        Not the master's own (its heartbeat loop): the workers' basis."""
+        return cpu_seconds(self.workers()) + reaped_cpu_seconds(self.process.pid)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -142,6 +161,34 @@ class Server:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+def config_with(log_dir: Path, name: str, **settings: object) -> list[str]:
+    """gunicorn arguments for the project's gunicorn.conf.py with ``settings`` changed,
+    for settings the command line cannot turn off (``preload_app=False``): a config
+    file that runs the project's, then sets them."""
+    path = log_dir / f"gunicorn-{name}.conf.py"
+    lines = [
+        "import runpy",
+        f"globals().update(runpy.run_path({str(ROOT / 'gunicorn.conf.py')!r}))",
+        *(f"{key} = {value!r}" for key, value in settings.items()),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return ["--config", str(path)]
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """RSS, PSS and USS (private pages) of ``pid`` in kB, from smaps_rollup: USS is
+    what the process alone costs; pages shared with the master after fork are not."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":", 1)
+        fields[key] = int(value.split()[0])
+    return {
+        "rss": fields["Rss"],
+        "pss": fields["Pss"],
+        "uss": fields["Private_Clean"] + fields["Private_Dirty"],
+    }
 
 
 def children(pid: int) -> list[int]:
@@ -161,10 +208,20 @@ def cpu_seconds(pids: list[int]) -> float:
     """utime + stime of ``pids``, in seconds."""
     ticks = 0
     for pid in pids:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # gone meanwhile (a recycled worker: its master counts it)
+            continue
         fields = stat[stat.rfind(")") + 2 :].split()  # fields[0] is field 3 (state)
         ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15: utime, stime
     return ticks / CLK_TCK
+
+
+def reaped_cpu_seconds(pid: int) -> float:
+    """cutime + cstime of ``pid``: the CPU of its children it has waited for."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[13]) + int(fields[14])) / CLK_TCK  # fields 16 and 17
 
 
 def postgres_backends(database: str) -> list[int]:
@@ -202,21 +259,28 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def run_wrk(url: str, headers: dict[str, str], seconds: int, connections: int) -> Load:
+def run_wrk(
+    url: str, headers: dict[str, str], seconds: int, connections: int, script: list[str] = ()
+) -> Load:
+    """wrk on ``url``; ``script``: a Lua script and its arguments (``-s``, after ``--``)."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    tail = ["--", *script[1:]] if script else []
+    if script:
+        command += ["-s", script[0]]
+    out = subprocess.run([*command, url, *tail], capture_output=True, text=True, check=True).stdout
     requests, secs = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", out).group(1, 2)
     unit = re.search(r"\d+ requests in [\d.]+(us|ms|s|m)", out).group(1)
     latencies = {
-        int(p): _ms(v) for p, v in re.findall(r"^\s+(\d+)%\s+([\d.]+(?:us|ms|s|m))$", out, re.M)
+        int(p): _ms(v) for p, v in re.findall(r"^\s+(\d+)%\s+([\d.]+(?:us|ms|s|m))\s*$", out, re.M)
     }
     bad = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if errors:
-        # gunicorn's sync workers close every connection after a response; wrk counts
-        # none of those as errors, so any here is a real failure.
+        # gunicorn closes connections (sync workers after every response, others when
+        # idle or stopping); wrk counts none of those as errors, so any here is a real
+        # failure.
         bad += sum(int(n) for n in errors.groups())
     return Load(int(requests), float(secs) * _UNITS[unit] / 1000, latencies, bad)
 
@@ -268,6 +332,7 @@ class Target:
     path: str
     headers: dict[str, str]
     db_pids: list[int] | None = None
+    script: list[str] | None = None  # wrk only: a Lua script and its arguments
 
 
 @dataclass
@@ -280,19 +345,22 @@ class Sample:
     client_cpu_ms: float  # per request, the load generator
     requests: int
     bad: int
+    boots: int = 0  # workers started during the measurement (recycling, crashes)
 
 
 def measure(target: Target, seconds: float, connections: int, use_wrk: bool) -> Sample:
-    workers = target.server.workers()
+    workers = set(target.server.workers())
     db_pids = target.db_pids or []
-    before = cpu_seconds(workers)
+    before = target.server.cpu_seconds()
     db_before = cpu_seconds(db_pids)
     client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    runner = run_wrk if use_wrk else run_python
-    load = runner(target.server.base + target.path, target.headers, seconds, connections)
+    url = target.server.base + target.path
+    if target.script:
+        load = run_wrk(url, target.headers, seconds, connections, target.script)
+    else:
+        runner = run_wrk if use_wrk else run_python
+        load = runner(url, target.headers, seconds, connections)
     client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if target.server.workers() != workers:
-        raise SystemExit(f"{target.label}: gunicorn workers changed during the run")
     served = max(load.requests, 1)
     client_cpu = (client_after.ru_utime + client_after.ru_stime) - (
         client_before.ru_utime + client_before.ru_stime
@@ -301,11 +369,12 @@ def measure(target: Target, seconds: float, connections: int, use_wrk: bool) -> 
         rps=load.rps,
         p50=load.latencies_ms.get(50, float("nan")),
         p99=load.latencies_ms.get(99, float("nan")),
-        server_cpu_ms=(cpu_seconds(workers) - before) * 1000 / served,
+        server_cpu_ms=(target.server.cpu_seconds() - before) * 1000 / served,
         db_cpu_ms=(cpu_seconds(db_pids) - db_before) * 1000 / served if db_pids else float("nan"),
         client_cpu_ms=client_cpu * 1000 / served,
         requests=load.requests,
         bad=load.bad,
+        boots=len(set(target.server.workers()) - workers),
     )
 
 
@@ -367,6 +436,31 @@ def check_targets(targets: list[Target]) -> None:
             assert len(body) == 20 and total == N_SUBJECTS, (len(body), total)
 
 
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--web-concurrency",
+        type=int,
+        default=web_concurrency(),
+        help="$WEB_CONCURRENCY, gunicorn's workers (default: 2 × cores + 1, as a PaaS sets it)",
+    )
+    parser.add_argument(
+        "--gunicorn",
+        default="",
+        metavar="ARGS",
+        help="gunicorn command-line settings on top of gunicorn.conf.py, e.g. "
+        '"--worker-class sync" (default: none, the file as it is)',
+    )
+
+
+def server_settings(args: argparse.Namespace) -> dict:
+    return {"workers": args.web_concurrency, "args": shlex.split(args.gunicorn)}
+
+
+def describe_server(args: argparse.Namespace) -> str:
+    extra = f" + {args.gunicorn}" if args.gunicorn else ""
+    return f"gunicorn.conf.py{extra}, WEB_CONCURRENCY={args.web_concurrency}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
@@ -377,6 +471,7 @@ def main() -> int:
     parser.add_argument(
         "--python-client", action="store_true", help="use the Python load generator, not wrk"
     )
+    add_server_arguments(parser)
     args = parser.parse_args()
     if args.quick:
         args.duration, args.rounds = 3, 1
@@ -387,7 +482,7 @@ def main() -> int:
     rule("bench.http")
     print(f"machine: {machine()}")
     print(
-        f"gunicorn: 2 sync workers per app, 127.0.0.1; load: "
+        f"gunicorn: {describe_server(args)}; load: "
         f"{'wrk -t1' if use_wrk else 'Python, processes'}, {args.connections} connections, "
         f"{args.rounds} × {args.duration:g} s per target (medians of rounds)"
     )
@@ -397,9 +492,10 @@ def main() -> int:
     try:
         with scratch_database(DB_NAME) as database_url:
             env = production_env(database_url, str(log_dir / "media"))
-            bare = Server("bare", "bench.bare_app:app", {}, log_dir)
+            settings = server_settings(args)
+            bare = Server("bare", "bench.bare_app:app", {}, log_dir, **settings)
             servers.append(bare)
-            eleva = Server("eleva", "wsgi:app", env, log_dir)
+            eleva = Server("eleva", "wsgi:app", env, log_dir, **settings)
             servers.append(eleva)
             bare.wait_ready("/")
             eleva.wait_ready("/health")
@@ -420,7 +516,7 @@ def main() -> int:
             check_targets(targets)
             for target in targets:  # warm up: every worker's pool, caches, code paths
                 measure(target, args.warmup, args.connections, use_wrk)
-            db_pids = postgres_backends(DB_NAME)
+            db_pids = postgres_backends(database_url.rsplit("/", 1)[1])
             for target in targets[1:]:
                 target.db_pids = db_pids
 
@@ -448,7 +544,7 @@ def report(targets: list[Target], samples: dict[str, list[Sample]]) -> None:
     print()
     print(
         f"{'target':<42}{'req/s':>8}{'×(a)':>7}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'CPU ms/req':>11}{'×(a) CPU':>9}{'DB CPU':>8}{'client':>8}{'errors':>7}"
+        f"{'CPU ms/req':>11}{'×(a) CPU':>9}{'DB CPU':>8}{'client':>8}{'errors':>7}{'boots':>6}"
     )
     ratios = {}
     for target in targets:
@@ -462,13 +558,13 @@ def report(targets: list[Target], samples: dict[str, list[Sample]]) -> None:
             f"{target.label:<42}{rps:>8.0f}{ratios[k][0]:>7.2f}{med(k, 'p50'):>8.2f}"
             f"{med(k, 'p99'):>8.2f}{cpu:>11.3f}{ratios[k][1]:>9.2f}"
             f"{'—' if db_cpu != db_cpu else f'{db_cpu:.3f}':>8}"
-            f"{med(k, 'client_cpu_ms'):>8.3f}{bad:>7}"
+            f"{med(k, 'client_cpu_ms'):>8.3f}{bad:>7}{sum(s.boots for s in samples[k]):>6}"
         )
     print(
         "\nCPU ms/req: gunicorn workers' utime+stime per request served; ×(a) CPU = "
         "(a)'s CPU/req ÷ the target's (the share of the floor's capacity when the server\n"
         "is CPU-bound). DB CPU: the PostgreSQL backends' CPU per request. client: the load "
-        "generator's CPU per request."
+        "generator's CPU per request. boots: workers started during the measurements."
     )
     print("\ntargets:")
     for key, label, target in (
