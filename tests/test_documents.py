@@ -745,3 +745,26 @@ def test_purging_a_user_deletes_their_documents(app, client, user, other, subjec
     assert result.exit_code == 0, result.output
     with app.app_context():
         assert stored_keys(app) == {db.session.get(Document, theirs["id"]).storage_key}
+
+
+@pytest.mark.config(RATELIMIT_ENABLED=True, RATELIMIT_UPLOAD="2 per minute")
+def test_document_uploads_are_rate_limited_per_user(client, user, other, subject):
+    assert upload(client, user, subject).status_code == 201
+    assert start(client, user, subject, 10).status_code == 201  # its own counter
+    assert upload(client, user, subject).status_code == 201
+    response = upload(client, user, subject)
+    assert_error_shape(response, 429)
+    assert "Retry-After" in response.headers
+    # Another user has their own allowance.
+    assert upload(client, other, make_subject(client, other)).status_code == 201
+
+
+def test_the_spec_documents_the_document_routes(client):
+    spec = client.get("/openapi.json").json
+    upload_op = spec["paths"]["/api/v1/subjects/{subject_id}/documents"]["post"]
+    assert {"201", "404", "413", "415", "422"} <= set(upload_op["responses"])
+    complete = spec["paths"]["/api/v1/documents/{document_id}/complete"]["post"]
+    assert {"200", "404", "409", "413", "415"} <= set(complete["responses"])
+    patch = spec["paths"]["/api/v1/documents/{document_id}"]["patch"]
+    assert {"200", "404", "412", "422"} <= set(patch["responses"])
+    assert "/api/v1/users/me/storage" in spec["paths"]

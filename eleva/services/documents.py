@@ -357,6 +357,9 @@ def complete_upload(owner_id: int, document_id: int) -> Document:
     of a refused type (415) is deleted, and so is the document (its quota freed): the
     client starts again with a new upload.
     """
+    # Locked while the object is checked: two completes at once, or a complete and a
+    # delete, cannot both act on it. (Only this document's row: the check reads at most
+    # the object's size in ranged GETs, never the user's row.)
     document = get_document(owner_id, document_id, for_update=True)
     if document.status == "ready":
         db.session.rollback()
