@@ -16,10 +16,11 @@ from sqlalchemy import delete, func, insert, or_, select
 
 from eleva.core.errors import AppError
 from eleva.core.passwords import hash_password
+from eleva.data import jobs
 from eleva.data.db import db
 from eleva.data.models import LoginSession, Subject, User, utcnow
 from eleva.data.storage import StorageError, storage
-from eleva.services import auth
+from eleva.services import accounts, auth
 from eleva.users.schemas import UserCreateSchema
 
 DEMO_USERNAME = "demo"
@@ -48,6 +49,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(storage_cli)
     app.cli.add_command(sessions_cli)
+    app.cli.add_command(mail_cli)
+    app.cli.add_command(jobs_cli)
 
 
 def _find_user(login: str) -> User:
@@ -305,3 +308,37 @@ def _one_line(messages: object) -> str:
     if isinstance(messages, list):
         return " ".join(_one_line(m) for m in messages)
     return str(messages)
+
+
+# -- mail and jobs -----------------------------------------------------------------------
+
+mail_cli = AppGroup("mail", help="Email: check the settings.")
+
+
+@mail_cli.command("send-test")
+@click.argument("address")
+@click.option("--queue", is_flag=True, help="Through the job queue (checks the worker too).")
+def mail_send_test(address: str, queue: bool) -> None:
+    """Send a test email to ADDRESS through MAIL_BACKEND (now, or with --queue as a job)."""
+    backend = current_app.config["MAIL_BACKEND"]
+    try:
+        if queue:
+            jobs.enqueue(accounts.send_test_email, to=address)
+        else:
+            accounts.send_test_email(address)
+    except Exception as exc:  # any failure to send is the answer the command gives
+        raise click.ClickException(f"could not send: {type(exc).__name__}: {exc}") from None
+    where = "queued for the worker" if queue and jobs.connection() else f"sent via {backend}"
+    click.echo(f"test email to {address}: {where}")
+
+
+jobs_cli = AppGroup("jobs", help="Background jobs (RQ on REDIS_URL).")
+
+
+@jobs_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def jobs_worker(burst: bool) -> None:
+    """Run a worker on the job queue (the Procfile's worker: process)."""
+    if not current_app.config.get("REDIS_URL"):
+        raise click.ClickException("REDIS_URL is not set: jobs run in the web process")
+    jobs.work(burst=burst)
