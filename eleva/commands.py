@@ -20,7 +20,7 @@ from eleva.data import jobs
 from eleva.data.db import db
 from eleva.data.models import LoginSession, Subject, User, utcnow
 from eleva.data.storage import StorageError, storage
-from eleva.services import accounts, auth
+from eleva.services import auth, emails
 from eleva.users.schemas import UserCreateSchema
 
 DEMO_USERNAME = "demo"
@@ -323,9 +323,9 @@ def mail_send_test(address: str, queue: bool) -> None:
     backend = current_app.config["MAIL_BACKEND"]
     try:
         if queue:
-            jobs.enqueue(accounts.send_test_email, to=address)
+            jobs.enqueue(emails.send_test_email, to=address)
         else:
-            accounts.send_test_email(address)
+            emails.send_test_email(address)
     except Exception as exc:  # any failure to send is the answer the command gives
         raise click.ClickException(f"could not send: {type(exc).__name__}: {exc}") from None
     where = "queued for the worker" if queue and jobs.connection() else f"sent via {backend}"

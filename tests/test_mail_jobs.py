@@ -10,7 +10,7 @@ from rq import Queue
 
 from eleva import create_app
 from eleva.data import jobs, mail
-from eleva.services import accounts
+from eleva.services import emails
 from tests.conftest import make_config
 
 CALLS: list[dict] = []
@@ -148,11 +148,11 @@ def test_a_real_worker_sends_a_queued_email_through_a_real_smtp_server(redis_url
 
     with app.app_context():
         jobs_module.init_app(app)
-        jobs.enqueue(accounts.send_test_email, to="queued@example.com")
+        jobs.enqueue(emails.send_test_email, to="queued@example.com")
         assert inbox.messages == []  # queued, not sent by the request
         queue = jobs.queue()
         assert queue.count == 1
-        assert queue.jobs[0].description == "eleva.services.accounts.send_test_email"
+        assert queue.jobs[0].description == "eleva.services.emails.send_test_email"
         assert jobs.work(burst=True)
         assert queue.count == 0
     (message,) = inbox.messages
