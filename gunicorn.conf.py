@@ -33,3 +33,11 @@ access_log_format = (
     '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s '
     'xff="%({x-forwarded-for}i)s" "%(a)s"'
 )
+
+
+def post_worker_init(worker):
+    """Load the User-Agent rules (~0.5 s) before the worker's first request, not in a
+    user's first login."""
+    from eleva.core.devices import device_label
+
+    device_label("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0")

@@ -18,7 +18,7 @@ from eleva.core.errors import AppError
 from eleva.core.passwords import hash_password
 from eleva.data import jobs
 from eleva.data.db import db
-from eleva.data.models import LoginSession, Subject, User, utcnow
+from eleva.data.models import AccountToken, LoginSession, Subject, User, utcnow
 from eleva.data.storage import StorageError, storage
 from eleva.services import auth, emails
 from eleva.users.schemas import UserCreateSchema
@@ -291,15 +291,19 @@ sessions_cli = AppGroup("sessions", help="Login-session upkeep.")
     help="Keep ended sessions this many days (for audits).",
 )
 def prune_sessions(days: int) -> None:
-    """Delete sessions that expired or were revoked more than DAYS ago."""
-    cutoff = utcnow() - timedelta(days=days)
+    """Delete sessions that expired or were revoked more than DAYS ago, and expired
+    email link tokens (a dead link has nothing to audit)."""
+    now = utcnow()
+    cutoff = now - timedelta(days=days)
     result = db.session.execute(
         delete(LoginSession).where(
             or_(LoginSession.expires_at < cutoff, LoginSession.revoked_at < cutoff)
         )
     )
+    tokens = db.session.execute(delete(AccountToken).where(AccountToken.expires_at < now))
     db.session.commit()
     click.echo(f"Deleted {getattr(result, 'rowcount', 0)} ended session(s).")
+    click.echo(f"Deleted {getattr(tokens, 'rowcount', 0)} expired email link token(s).")
 
 
 def _one_line(messages: object) -> str:

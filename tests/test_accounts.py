@@ -386,3 +386,21 @@ def test_email_changes_are_limited_per_user_other_edits_are_not(client, user):
         client.patch(ME, json={"email": "ada9@example.com"}, headers=user.headers), 429
     )
     assert client.patch(ME, json={"bio": "still fine"}, headers=user.headers).status_code == 200
+
+
+def test_sessions_prune_deletes_expired_link_tokens(app, client, runner, user):
+    live = reset_token(app, client, user.email)
+    reset_token(app, client, user.email)
+    with app.app_context():
+        db.session.execute(
+            update(AccountToken)
+            .where(AccountToken.digest != secret_digest(live))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+    result = runner.invoke(args=["sessions", "prune"])
+    assert result.exit_code == 0, result.output
+    assert "Deleted 2 expired email link token(s)" in result.output  # with the signup one
+    with app.app_context():
+        left = db.session.scalars(select(AccountToken.digest)).all()
+    assert left == [secret_digest(live)]

@@ -169,6 +169,8 @@ def test_the_list_is_paginated(client, user):
     assert response.status_code == 200 and len(response.json) == 2
     assert json.loads(response.headers["X-Pagination"])["total"] == 5
     assert_error_shape(client.get(SESSIONS + "?page_size=0", headers=user.headers), 422)
+    far = client.get(SESSIONS + "?page=18807679760998537887744", headers=user.headers)
+    assert far.status_code == 200 and far.json == []
 
 
 @pytest.mark.parametrize("method", ["get", "delete"])

@@ -24,6 +24,8 @@ BUDGETS = [
     ("delete", SUBJECTS + "{sid}", None, 3),  # caller; lock; delete
     ("patch", ME, {"bio": "hi"}, 3),  # caller; lock; update
     ("get", "/api/v1/users/nobody", None, 2),  # caller; the profile
+    ("get", ME + "/sessions", None, 2),  # caller; the page with its total
+    ("delete", ME + "/sessions", None, 2),  # caller; one UPDATE ends the others
 ]
 
 

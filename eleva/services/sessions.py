@@ -17,6 +17,9 @@ from eleva.data.db import db
 from eleva.data.models import LoginSession, utcnow
 from eleva.services import auth
 
+# A page number far past the end is an empty page, not an OFFSET PostgreSQL refuses.
+MAX_OFFSET = 2**31 - 1
+
 
 @dataclass(frozen=True, slots=True)
 class SessionView:
@@ -58,7 +61,7 @@ def list_sessions(
         )
         .where(*_live(user_id))
         .order_by(last_used.desc(), LoginSession.created_at.desc(), LoginSession.id)
-        .offset((page - 1) * page_size)
+        .offset(min((page - 1) * page_size, MAX_OFFSET))
         .limit(page_size)
     ).all()
     total = rows[0][0] if rows else _count(user_id) if page > 1 else 0
