@@ -81,6 +81,13 @@ def cors_origins(raw: str) -> list[str]:
     return origins
 
 
+def _origin(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).strip().rstrip("/")
+    if not _ORIGIN_RE.match(value):
+        raise ConfigError(f"{name} must be an origin like https://app.example.com, not {value!r}")
+    return value
+
+
 class Config:
     """Settings shared by every environment, read from ``env``."""
 
@@ -108,8 +115,11 @@ class Config:
         )
         self.JWT_ALGORITHM = "HS256"
         self.JWT_DECODE_ALGORITHMS = ["HS256"]  # pinned: never trust the token's header
-        self.JWT_TOKEN_LOCATION = ["headers"]  # never cookies or the query string
-        self.JWT_COOKIE_CSRF_PROTECT = False  # no cookies: no csrf claim in tokens
+        # What flask-jwt-extended reads by itself: headers only (access tokens never come
+        # from a cookie or the query string; eleva.http.auth reads the refresh cookie).
+        self.JWT_TOKEN_LOCATION = ["headers"]
+        # Every token carries a csrf claim; only the refresh cookie's is ever checked.
+        self.JWT_COOKIE_CSRF_PROTECT = True
         self.JWT_ENCODE_ISSUER = self.JWT_DECODE_ISSUER = env.get("JWT_ISSUER", "eleva")
         self.JWT_ENCODE_AUDIENCE = self.JWT_DECODE_AUDIENCE = env.get("JWT_AUDIENCE", "eleva-api")
         self.JWT_ENCODE_NBF = True
@@ -149,13 +159,60 @@ class Config:
 
         # Rate limits ------------------------------------------------------------------
         self.RATELIMIT_ENABLED = _bool(env, "RATELIMIT_ENABLED", self.RATELIMIT_DEFAULT_ENABLED)
-        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", "memory://")
+        self.RATELIMIT_STORAGE_URI = (
+            env.get("RATELIMIT_STORAGE_URI") or env.get("REDIS_URL") or "memory://"
+        )
         self.RATELIMIT_LOGIN = env.get("RATELIMIT_LOGIN", "10 per minute")
         self.RATELIMIT_REGISTER = env.get("RATELIMIT_REGISTER", "5 per minute")
         self.RATELIMIT_REFRESH = env.get("RATELIMIT_REFRESH", "30 per minute")
         self.RATELIMIT_UPLOAD = env.get("RATELIMIT_UPLOAD", "10 per minute")
+        self.RATELIMIT_PASSWORD_FORGOT = env.get("RATELIMIT_PASSWORD_FORGOT", "5 per hour")
+        self.RATELIMIT_EMAIL_CHANGE = env.get("RATELIMIT_EMAIL_CHANGE", "10 per hour")
+        self.RATELIMIT_VERIFY_RESEND = env.get("RATELIMIT_VERIFY_RESEND", "3 per hour")
         self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_KEY_PREFIX = "eleva"
+
+        # Accounts: links in emails, token lifetimes, the refresh cookie -----------------
+        self.FRONTEND_URL = _origin(env, "FRONTEND_URL", "http://localhost:5173")
+        self.PASSWORD_RESET_MINUTES = _int(env, "PASSWORD_RESET_MINUTES", 30, minimum=1)
+        self.EMAIL_VERIFY_HOURS = _int(env, "EMAIL_VERIFY_HOURS", 48, minimum=1)
+        self.REFRESH_REUSE_GRACE_SECONDS = _int(env, "REFRESH_REUSE_GRACE_SECONDS", 10)
+        samesite = env.get("REFRESH_COOKIE_SAMESITE", "").strip().capitalize() or "Strict"
+        if samesite not in ("Strict", "Lax", "None"):
+            raise ConfigError(
+                f"REFRESH_COOKIE_SAMESITE must be Strict, Lax or None, not {samesite!r}"
+            )
+        self.REFRESH_COOKIE_SAMESITE = samesite
+        # flask-jwt-extended's cookie support, for the refresh token only (the access
+        # token is read from the Authorization header by eleva.http.auth, never a cookie).
+        # The CSRF value is a claim of the refresh token, handed to the SPA in the body
+        # (never in a cookie of its own) and required back as X-CSRF-Token.
+        self.JWT_REFRESH_COOKIE_NAME = "eleva_refresh"
+        self.JWT_REFRESH_COOKIE_PATH = "/api/v1/auth"
+        self.JWT_COOKIE_SAMESITE = samesite
+        # A browser drops a SameSite=None cookie that is not Secure.
+        self.JWT_COOKIE_SECURE = self.ENV_NAME == "production" or samesite == "None"
+        self.JWT_CSRF_IN_COOKIES = False
+        self.JWT_REFRESH_CSRF_HEADER_NAME = "X-CSRF-Token"
+        self.JWT_SESSION_COOKIE = False  # Max-Age: the refresh lifetime
+
+        # Email (Flask-Mailman) and background jobs (RQ) ------------------------------
+        self.MAIL_BACKEND = env.get("MAIL_BACKEND", "").strip() or self.MAIL_BACKEND_DEFAULT
+        self.MAIL_SERVER = env.get("MAIL_SERVER", "localhost")
+        self.MAIL_PORT = _int(env, "MAIL_PORT", 25, minimum=1)
+        self.MAIL_USE_TLS = _bool(env, "MAIL_USE_TLS", False)
+        self.MAIL_USE_SSL = _bool(env, "MAIL_USE_SSL", False)
+        if self.MAIL_USE_TLS and self.MAIL_USE_SSL:
+            raise ConfigError("MAIL_USE_TLS and MAIL_USE_SSL are exclusive: set one")
+        self.MAIL_USERNAME = env.get("MAIL_USERNAME") or None
+        self.MAIL_PASSWORD = env.get("MAIL_PASSWORD") or None
+        self.MAIL_DEFAULT_SENDER = env.get("MAIL_DEFAULT_SENDER") or "Eléva <no-reply@localhost>"
+        # An SMTP server that stops answering must not hold a job (or a request) forever.
+        self.MAIL_TIMEOUT = _int(env, "MAIL_TIMEOUT", 10, minimum=1)
+        self.REDIS_URL = env.get("REDIS_URL", "").strip() or None
+        self.JOB_RETRIES = _int(env, "JOB_RETRIES", 3)
+        self.JOB_RETRY_INTERVALS = [10, 60, 300]  # seconds before each retry
+        self.JOB_TIMEOUT = _int(env, "JOB_TIMEOUT", 60, minimum=1)
 
         # OpenAPI (flask-smorest) ------------------------------------------------------
         self.API_TITLE = "Eléva API"
@@ -169,6 +226,7 @@ class Config:
 
     DOCS_DEFAULT = True
     RATELIMIT_DEFAULT_ENABLED = True
+    MAIL_BACKEND_DEFAULT = "console"  # development: each email printed to the log
 
     @staticmethod
     def engine_options(url: str) -> dict:
@@ -206,6 +264,7 @@ class DevelopmentConfig(Config):
 
 class TestingConfig(Config):
     ENV_NAME = "testing"
+    MAIL_BACKEND_DEFAULT = "locmem"  # kept in memory: tests read the outbox
     RATELIMIT_DEFAULT_ENABLED = False  # tests that exercise limits turn them on
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
@@ -221,6 +280,7 @@ class TestingConfig(Config):
 class ProductionConfig(Config):
     ENV_NAME = "production"
     DOCS_DEFAULT = False
+    MAIL_BACKEND_DEFAULT = "smtp"
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env

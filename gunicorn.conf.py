@@ -77,3 +77,11 @@ def worker_exit(server, worker):
     from eleva.serving import exit_without_teardown
 
     exit_without_teardown()
+
+
+def post_worker_init(worker):
+    """Load the User-Agent rules (~0.5 s) before the worker's first request, not in a
+    user's first login."""
+    from eleva.core.devices import device_label
+
+    device_label("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0")

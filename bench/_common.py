@@ -78,9 +78,10 @@ def upgrade(database_url: str) -> None:
 
 def production_env(database_url: str, media_path: str, **extra: str) -> dict[str, str]:
     """The environment of a production deploy, minus rate limits (they would throttle
-    the load) and with random secrets."""
+    the load), with random secrets, and emails dropped (no SMTP server here)."""
     return {
         "ELEVA_ENV": "production",
+        "MAIL_BACKEND": "dummy",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "JWT_SECRET_KEY": secrets.token_urlsafe(48),
         "DATABASE_URL": database_url,

@@ -17,6 +17,7 @@ from flask_migrate import Migrate
 from config import Config, load_config
 from eleva import auth, commands, documents, health, media, notes, search, subjects, users
 from eleva.core import passwords
+from eleva.data import jobs, mail
 from eleva.data.db import db, init_engines
 from eleva.data.storage import storage
 from eleva.http import auth as http_auth
@@ -64,6 +65,8 @@ def init_data(app: Flask) -> None:
     # Batch mode lets the same migration alter tables on SQLite (which has no ALTER).
     Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     storage.init_app(app)
+    mail.init_app(app)
+    jobs.init_app(app)
 
 
 def init_http(app: Flask) -> None:

@@ -16,10 +16,11 @@ from sqlalchemy import delete, func, insert, or_, select
 
 from eleva.core.errors import AppError
 from eleva.core.passwords import hash_password
+from eleva.data import jobs
 from eleva.data.db import db
-from eleva.data.models import LoginSession, Subject, User, utcnow
+from eleva.data.models import AccountToken, LoginSession, Subject, User, utcnow
 from eleva.data.storage import StorageError, storage
-from eleva.services import auth, documents
+from eleva.services import auth, documents, emails
 from eleva.users.schemas import UserCreateSchema
 
 DEMO_USERNAME = "demo"
@@ -48,6 +49,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(storage_cli)
     app.cli.add_command(sessions_cli)
+    app.cli.add_command(mail_cli)
+    app.cli.add_command(jobs_cli)
 
 
 def _find_user(login: str) -> User:
@@ -325,15 +328,19 @@ sessions_cli = AppGroup("sessions", help="Login-session upkeep.")
     help="Keep ended sessions this many days (for audits).",
 )
 def prune_sessions(days: int) -> None:
-    """Delete sessions that expired or were revoked more than DAYS ago."""
-    cutoff = utcnow() - timedelta(days=days)
+    """Delete sessions that expired or were revoked more than DAYS ago, and expired
+    email link tokens (a dead link has nothing to audit)."""
+    now = utcnow()
+    cutoff = now - timedelta(days=days)
     result = db.session.execute(
         delete(LoginSession).where(
             or_(LoginSession.expires_at < cutoff, LoginSession.revoked_at < cutoff)
         )
     )
+    tokens = db.session.execute(delete(AccountToken).where(AccountToken.expires_at < now))
     db.session.commit()
     click.echo(f"Deleted {getattr(result, 'rowcount', 0)} ended session(s).")
+    click.echo(f"Deleted {getattr(tokens, 'rowcount', 0)} expired email link token(s).")
 
 
 def _one_line(messages: object) -> str:
@@ -342,3 +349,37 @@ def _one_line(messages: object) -> str:
     if isinstance(messages, list):
         return " ".join(_one_line(m) for m in messages)
     return str(messages)
+
+
+# -- mail and jobs -----------------------------------------------------------------------
+
+mail_cli = AppGroup("mail", help="Email: check the settings.")
+
+
+@mail_cli.command("send-test")
+@click.argument("address")
+@click.option("--queue", is_flag=True, help="Through the job queue (checks the worker too).")
+def mail_send_test(address: str, queue: bool) -> None:
+    """Send a test email to ADDRESS through MAIL_BACKEND (now, or with --queue as a job)."""
+    backend = current_app.config["MAIL_BACKEND"]
+    try:
+        if queue:
+            jobs.enqueue(emails.send_test_email, to=address)
+        else:
+            emails.send_test_email(address)
+    except Exception as exc:  # any failure to send is the answer the command gives
+        raise click.ClickException(f"could not send: {type(exc).__name__}: {exc}") from None
+    where = "queued for the worker" if queue and jobs.connection() else f"sent via {backend}"
+    click.echo(f"test email to {address}: {where}")
+
+
+jobs_cli = AppGroup("jobs", help="Background jobs (RQ on REDIS_URL).")
+
+
+@jobs_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def jobs_worker(burst: bool) -> None:
+    """Run a worker on the job queue (the Procfile's worker: process)."""
+    if not current_app.config.get("REDIS_URL"):
+        raise click.ClickException("REDIS_URL is not set: jobs run in the web process")
+    jobs.work(burst=burst)

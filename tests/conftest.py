@@ -299,3 +299,65 @@ def assert_error_shape(response, status: int) -> dict:
     assert isinstance(body["status"], str) and body["status"]
     assert isinstance(body["message"], str) and body["message"]
     return body
+
+
+# -- a real SMTP server, and the job queue's Redis ---------------------------------------
+
+
+class SmtpInbox:
+    """What an aiosmtpd server received: one ``email.message.Message`` per delivery."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+
+    async def handle_DATA(self, _server, _session, envelope) -> str:
+        from email import message_from_bytes
+        from email.policy import default
+
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.messages.append(message_from_bytes(envelope.original_content, policy=default))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[str, int, SmtpInbox]]:
+    """A real SMTP server on a free loopback port: (host, port, inbox)."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inbox = SmtpInbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield "127.0.0.1", port, inbox
+    finally:
+        controller.stop()
+
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The job queue's Redis (TEST_REDIS_URL, db 9 by default), its queue emptied.
+
+    Skipped when Redis does not answer, except under CI (CI=true), where .ci/run has
+    started it: there a missing Redis is a failure, never a silent skip."""
+    import redis
+
+    conn = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
+    try:
+        conn.ping()
+    except redis.RedisError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis is not reachable at {TEST_REDIS_URL}")
+    conn.flushdb()
+    yield TEST_REDIS_URL
+    conn.flushdb()
+    conn.close()

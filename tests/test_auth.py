@@ -61,8 +61,9 @@ def test_register_returns_the_private_user(auth):
     assert body["is_active"] is True
     assert body["privacy"] == {"profile_visibility": "public", "show_email": False}
     assert body["profile_picture_url"] is None
+    assert body["email_verified"] is False  # until the link sent to it comes back
     assert set(body) == {
-        "id", "email", "username", "full_name", "bio", "profile_picture_url",
+        "id", "email", "email_verified", "username", "full_name", "bio", "profile_picture_url",
         "is_active", "privacy", "created_at", "updated_at",
     }  # fmt: skip
 
@@ -501,6 +502,7 @@ def test_refresh_rotates_both_tokens(app, client, user):
     assert decode(app, pair["refresh_token"])["sid"] == decode(app, user.refresh_token)["sid"]
 
 
+@pytest.mark.config(REFRESH_REUSE_GRACE_SECONDS=0)  # tests/test_refresh.py: with a grace
 def test_reusing_a_rotated_refresh_token_ends_the_whole_session(client, auth, user):
     second = auth.account("ada")  # another login of the same user: its own session
     rotated = client.post(REFRESH, headers=user.refresh_headers).json
@@ -546,6 +548,7 @@ def test_expired_refresh_token_is_401(app, client, user):
 
 
 @requires_postgres
+@pytest.mark.config(REFRESH_REUSE_GRACE_SECONDS=0)  # tests/test_refresh.py: with a grace
 def test_concurrent_refreshes_of_one_token_have_one_winner(app, user):
     results: list[int] = []
     barrier = threading.Barrier(6)
@@ -699,7 +702,10 @@ def test_register_is_limited_per_address(auth):
 
 
 @pytest.mark.config(
-    RATELIMIT_ENABLED=True, RATELIMIT_REFRESH="2 per minute", RATELIMIT_LOGIN="100 per minute"
+    RATELIMIT_ENABLED=True,
+    RATELIMIT_REFRESH="2 per minute",
+    RATELIMIT_LOGIN="100 per minute",
+    REFRESH_REUSE_GRACE_SECONDS=0,
 )
 def test_refresh_is_limited_per_token(client, auth):
     account = auth.account("ada")

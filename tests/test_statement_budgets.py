@@ -33,6 +33,8 @@ BUDGETS = [
     ("patch", NOTES + "{nid}", {"body": "x"}, 3),  # caller; lock; update
     ("patch", NOTES + "{nid}", {"subject_id": "{sid2}"}, 4),  # caller; lock; subject; update
     ("delete", NOTES + "{nid}", None, 3),  # caller; lock; delete
+    ("get", ME + "/sessions", None, 2),  # caller; the page with its total
+    ("delete", ME + "/sessions", None, 2),  # caller; one UPDATE ends the others
 ]
 
 

@@ -13,7 +13,7 @@ ME = "/api/v1/users/me"
 NEW_PASSWORD = "a brand new passphrase"
 
 PRIVATE_FIELDS = {
-    "id", "email", "username", "full_name", "bio", "profile_picture_url",
+    "id", "email", "email_verified", "username", "full_name", "bio", "profile_picture_url",
     "is_active", "privacy", "created_at", "updated_at",
 }  # fmt: skip
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from eleva.http.fields import Text
+from eleva.http.fields import StrictBoolean, Text
 from eleva.http.schemas import ResponseSchema
+from eleva.users.schemas import email_field, password_field
 
 
 class LoginSchema(ma.Schema):
@@ -17,6 +18,15 @@ class LoginSchema(ma.Schema):
     )
     # No length rule here: any password that is not the right one is a 401.
     password = Text(strip=False, required=True, load_only=True, metadata={"format": "password"})
+    refresh_in_cookie = StrictBoolean(
+        load_default=False,
+        load_only=True,
+        metadata={
+            "description": "Put the refresh token in the HttpOnly cookie eleva_refresh "
+            "(Path=/api/v1/auth) instead of the body; the body then has csrf_token, to "
+            "send back as X-CSRF-Token with POST /refresh."
+        },
+    )
 
 
 class LogoutSchema(ma.Schema):
@@ -30,8 +40,44 @@ class LogoutSchema(ma.Schema):
 
 class TokenPairSchema(ResponseSchema):
     access_token = ma.fields.String(required=True)
-    refresh_token = ma.fields.String(required=True)
+    refresh_token = ma.fields.String(
+        metadata={"description": "Absent when the refresh token is in the cookie."}
+    )
+    csrf_token = ma.fields.String(
+        metadata={
+            "description": "Only with the refresh cookie: send it as X-CSRF-Token with the "
+            "next POST /refresh (each refresh hands out a new one)."
+        }
+    )
     token_type = ma.fields.String(required=True, metadata={"enum": ["Bearer"]})
     expires_in = ma.fields.Integer(
         required=True, metadata={"description": "Seconds until the access token expires."}
     )
+
+
+def link_token_field(**kwargs) -> Text:
+    return Text(
+        strip=False,
+        required=True,
+        validate=validate.Length(min=1, max=256),
+        load_only=True,
+        metadata={"description": "The token of the link sent by email."},
+        **kwargs,
+    )
+
+
+class PasswordForgotSchema(ma.Schema):
+    email = email_field(required=True)
+
+
+class PasswordResetSchema(ma.Schema):
+    token = link_token_field()
+    new_password = password_field(required=True)
+
+
+class EmailVerifySchema(ma.Schema):
+    token = link_token_field()
+
+
+class MessageSchema(ResponseSchema):
+    message = ma.fields.String(required=True)

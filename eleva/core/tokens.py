@@ -64,6 +64,7 @@ class TokenPair:
     refresh_token: str
     expires_in: int
     token_type: str = "Bearer"  # noqa: S105 (a scheme name, not a secret)
+    refresh_expires_in: int = 0  # seconds: the refresh cookie's Max-Age
 
 
 def new_secret() -> str:

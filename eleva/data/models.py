@@ -116,6 +116,8 @@ class User(TimestampMixin, Base):
         String(10), default="public", server_default="public"
     )
     show_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The current address was confirmed by a link sent to it (or by a password reset).
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     picture_key: Mapped[str | None] = mapped_column(String(255))
     # How many subjects the user has, by archive state: kept by database triggers (see
     # SUBJECT_COUNT_TRIGGERS) so that a list's total is one row read, not a count(*)
@@ -158,7 +160,10 @@ class LoginSession(Base):
     """One login: every refresh token descends from it, and dies with it.
 
     ``refresh_jti`` is the one refresh token of the session that may still be used;
-    rotating swaps it atomically, and presenting any earlier one revokes the session.
+    rotating swaps it atomically, and presenting any earlier one revokes the session —
+    but for ``previous_jti``, the one it replaced, within REFRESH_REUSE_GRACE_SECONDS of
+    ``refreshed_at`` (two tabs refreshing at once). ``device`` and ``ip`` describe the
+    login; ``last_used_at`` is the last login or refresh (never written per request).
     """
 
     __tablename__ = "login_sessions"
@@ -169,6 +174,10 @@ class LoginSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # login + refresh lifetime
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    previous_jti: Mapped[str | None] = mapped_column(String(36))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    device: Mapped[str | None] = mapped_column(String(100))
+    ip: Mapped[str | None] = mapped_column(String(45))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_reason: Mapped[str | None] = mapped_column(String(20))
 
@@ -176,6 +185,34 @@ class LoginSession(Base):
 
     def __repr__(self) -> str:
         return f"<LoginSession {self.id} user={self.user_id}>"
+
+
+TOKEN_PURPOSES = ("reset", "verify")
+
+
+class AccountToken(Base):
+    """A secret sent by email in a link: a password reset or an email verification.
+
+    Only its SHA-256 is stored (``digest``). ``email`` is the address it was sent to: a
+    verification token proves that address, and none other. Single use: consumed by a
+    conditional DELETE … RETURNING, so of two concurrent uses exactly one gets the row.
+    """
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(10))
+    digest: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # A token is found by its digest (and 256 random bits never collide).
+        Index("uq_account_tokens_digest", digest, unique=True),
+        CheckConstraint("purpose IN ('reset', 'verify')", name="purpose"),
+    )
 
 
 class Subject(TimestampMixin, Base):

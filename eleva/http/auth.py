@@ -12,12 +12,17 @@ import time
 from typing import Literal
 
 import jwt as pyjwt
-from flask import Flask, Response, current_app, g, request
-from flask_jwt_extended import JWTManager, decode_token
+from flask import Flask, Response, after_this_request, current_app, g, request
+from flask_jwt_extended import (
+    JWTManager,
+    decode_token,
+    get_csrf_token,
+    set_refresh_cookies,
+)
 from flask_jwt_extended.exceptions import JWTExtendedException
 
 from eleva.core.errors import Unauthorized
-from eleva.core.tokens import InvalidClaims, TokenClaims, read_claims
+from eleva.core.tokens import InvalidClaims, TokenClaims, TokenPair, read_claims
 from eleva.http.errors import error_response
 from eleva.services.auth import CurrentUser, authenticated_user
 
@@ -110,12 +115,92 @@ def authenticate() -> CurrentUser:
 
 
 def authenticate_refresh() -> TokenClaims:
-    """The claims of this request's refresh token, if its session is live."""
-    claims = read_token(bearer_token(), "refresh")
+    """The claims of this request's refresh token, if its session is live: the Bearer
+    token, or without an Authorization header the refresh cookie (CSRF-checked)."""
+    if "Authorization" not in request.headers and refresh_cookie() is not None:
+        claims = read_refresh_cookie()
+        g.refresh_in_cookie = True
+    else:
+        claims = read_token(bearer_token(), "refresh")
     if authenticated_user(claims.user_id, claims.session_id) is None:
         raise Unauthorized(SESSION_ENDED)
     g.current_user_id = claims.user_id
     return claims
+
+
+# -- the refresh cookie (opt-in at login, for SPAs) ----------------------------------------
+#
+# The cookie is HttpOnly: script cannot read the refresh token. A cross-site request
+# carries the cookie but cannot read responses or set headers without CORS's consent,
+# so the refresh also needs X-CSRF-Token: the csrf claim of the refresh token in the
+# cookie, handed to the SPA in the login/refresh body (double submit). Every rotation
+# makes a new one, and the rotated cookie's value is the only one that matches.
+
+CSRF_MISSING = "The refresh cookie needs the X-CSRF-Token header of the last login or refresh."
+
+
+def refresh_cookie() -> str | None:
+    return request.cookies.get(current_app.config["JWT_REFRESH_COOKIE_NAME"]) or None
+
+
+def read_refresh_cookie() -> TokenClaims:
+    token = refresh_cookie()
+    csrf = request.headers.get(current_app.config["JWT_REFRESH_CSRF_HEADER_NAME"], "").strip()
+    if token is None or not csrf:
+        raise Unauthorized(CSRF_MISSING if token else MISSING_TOKEN)
+    try:
+        decode_token(token, csrf_value=csrf)  # compares in constant time
+    except pyjwt.ExpiredSignatureError:
+        raise Unauthorized("The refresh token has expired.") from None
+    except (pyjwt.PyJWTError, JWTExtendedException):
+        raise Unauthorized("Invalid token or CSRF token.") from None
+    return read_token(token, "refresh")
+
+
+def came_with_refresh_cookie() -> bool:
+    """This request's refresh token was the cookie (answer with a cookie again)."""
+    return bool(g.get("refresh_in_cookie"))
+
+
+def token_answer(pair: TokenPair, *, in_cookie: bool) -> dict[str, object]:
+    """The body of a login or refresh. With ``in_cookie`` the refresh token goes to the
+    cookie (set on this response) and the body has its CSRF value instead."""
+    body: dict[str, object] = {
+        "access_token": pair.access_token,
+        "token_type": pair.token_type,
+        "expires_in": pair.expires_in,
+    }
+    if not in_cookie:
+        body["refresh_token"] = pair.refresh_token
+        return body
+    body["csrf_token"] = get_csrf_token(pair.refresh_token)
+
+    @after_this_request
+    def set_cookie(response: Response) -> Response:
+        set_refresh_cookies(response, pair.refresh_token, max_age=pair.refresh_expires_in)
+        return response
+
+    return body
+
+
+def clear_refresh_cookie() -> None:
+    """Expire the refresh cookie on this response: Max-Age=0 (the contract's) and an
+    Expires in the past (flask-jwt-extended's unset_refresh_cookies sends only this)."""
+
+    @after_this_request
+    def unset(response: Response) -> Response:
+        config = current_app.config
+        response.set_cookie(
+            config["JWT_REFRESH_COOKIE_NAME"],
+            "",
+            max_age=0,
+            expires=0,
+            path=config["JWT_REFRESH_COOKIE_PATH"],
+            secure=config["JWT_COOKIE_SECURE"],
+            httponly=True,
+            samesite=config["JWT_COOKIE_SAMESITE"],
+        )
+        return response
 
 
 def current_user_id() -> int | None:

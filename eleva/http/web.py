@@ -27,7 +27,7 @@ DOCS_CSP = (
     "connect-src 'self'; frame-ancestors 'none'"
 )
 DOCS_ENDPOINTS = {"api-docs.openapi_swagger_ui"}
-CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match"]
+CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "X-CSRF-Token"]
 CORS_EXPOSE_HEADERS = ["X-Pagination", "ETag", "Location", "Retry-After", "X-Request-ID"]
 
 

@@ -13,6 +13,7 @@ from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import bindparam, func, select, update
 
+from eleva.core.devices import device_label
 from eleva.core.errors import Forbidden, Unauthorized, ValidationFailed
 from eleva.core.passwords import (
     burn_password_check,
@@ -22,9 +23,11 @@ from eleva.core.passwords import (
     verify_password,
 )
 from eleva.core.tokens import TokenPair
+from eleva.data import jobs
 from eleva.data.db import commit, db
 from eleva.data.fastread import FastRead
 from eleva.data.models import LoginSession, User, utcnow
+from eleva.services import emails
 
 log = logging.getLogger("eleva.auth")
 
@@ -38,6 +41,7 @@ class CurrentUser:
 
     id: int
     email: str
+    email_verified: bool
     username: str
     full_name: str | None
     bio: str | None
@@ -107,6 +111,7 @@ def register(*, email: str, username: str, password: str, full_name: str | None 
     )
     db.session.add(user)
     commit()
+    jobs.enqueue(emails.send_email_verification, user_id=user.id, email=user.email)
     return user
 
 
@@ -122,7 +127,10 @@ def find_by_login(login: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(column) == key))
 
 
-def login(*, login: str, password: str) -> TokenPair:
+def login(
+    *, login: str, password: str, user_agent: str | None = None, ip: str | None = None
+) -> TokenPair:
+    """Start a login session; ``user_agent`` and ``ip`` describe it in the session list."""
     user = find_by_login(login)
     if user is None:
         burn_password_check(password, _rounds())
@@ -135,7 +143,7 @@ def login(*, login: str, password: str) -> TokenPair:
         raise Forbidden("This account is deactivated.")
     if hash_cost(user.password_hash) < _rounds():
         user.password_hash = hash_password(password, rounds=_rounds())
-    return _start_session(user.id)
+    return _start_session(user.id, device=device_label(user_agent), ip=ip)
 
 
 def _lock_unchanged(user: User, password: str) -> None:
@@ -148,14 +156,17 @@ def _lock_unchanged(user: User, password: str) -> None:
         raise Unauthorized(BAD_CREDENTIALS)
 
 
-def _start_session(user_id: int) -> TokenPair:
+def _start_session(user_id: int, *, device: str, ip: str | None) -> TokenPair:
     now = utcnow()
     session = LoginSession(
         id=uuid.uuid4(),
         user_id=user_id,
         refresh_jti=str(uuid.uuid4()),
         created_at=now,
+        last_used_at=now,
         expires_at=now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
+        device=device,
+        ip=ip[:45] if ip else None,
     )
     db.session.add(session)
     db.session.commit()
@@ -177,30 +188,51 @@ def _issue(
         additional_claims={"sid": sid, "jti": refresh_jti},
         expires_delta=max(remaining, timedelta(seconds=1)),
     )
-    return TokenPair(access, refresh, int(access_ttl.total_seconds()))
+    return TokenPair(
+        access,
+        refresh,
+        int(access_ttl.total_seconds()),
+        refresh_expires_in=max(int(remaining.total_seconds()), 1),
+    )
 
 
 def rotate(user_id: int, session_id: uuid.UUID, jti: str) -> TokenPair:
     """Consume refresh token ``jti`` of the session and hand out a new pair.
 
     The swap of ``refresh_jti`` is one conditional UPDATE, so of two concurrent uses of
-    one token exactly one wins. Any other use of a consumed token ends the session.
+    one token exactly one wins. The token it replaced (``previous_jti``) still gets a
+    pair within REFRESH_REUSE_GRACE_SECONDS of the swap, one carrying the session's
+    current refresh token: two tabs refreshing at once both stay signed in. Any other
+    use of a consumed token ends the session.
     """
     now = utcnow()
     new_jti = str(uuid.uuid4())
+    live = (
+        LoginSession.id == session_id,
+        LoginSession.user_id == user_id,
+        LoginSession.revoked_at.is_(None),
+        LoginSession.expires_at > now,
+    )
     row = db.session.execute(
         update(LoginSession)
-        .where(
-            LoginSession.id == session_id,
-            LoginSession.user_id == user_id,
-            LoginSession.refresh_jti == jti,
-            LoginSession.revoked_at.is_(None),
-            LoginSession.expires_at > now,
-        )
-        .values(refresh_jti=new_jti, refreshed_at=now)
-        .returning(LoginSession.expires_at)
+        .where(*live, LoginSession.refresh_jti == jti)
+        .values(refresh_jti=new_jti, previous_jti=jti, refreshed_at=now, last_used_at=now)
+        .returning(LoginSession.refresh_jti, LoginSession.expires_at)
         .execution_options(synchronize_session=False)
     ).first()
+    grace = current_app.config["REFRESH_REUSE_GRACE_SECONDS"]
+    if row is None and grace:
+        row = db.session.execute(
+            update(LoginSession)
+            .where(
+                *live,
+                LoginSession.previous_jti == jti,
+                LoginSession.refreshed_at > now - timedelta(seconds=grace),
+            )
+            .values(last_used_at=now)
+            .returning(LoginSession.refresh_jti, LoginSession.expires_at)
+            .execution_options(synchronize_session=False)
+        ).first()
     if row is None:
         revoked = _revoke(LoginSession.id == session_id, reason="reuse", now=now)
         db.session.commit()
@@ -210,7 +242,7 @@ def rotate(user_id: int, session_id: uuid.UUID, jti: str) -> TokenPair:
             "This refresh token was already used. The session has ended; log in again."
         )
     db.session.commit()
-    return _issue(user_id, session_id, new_jti, row.expires_at, now)
+    return _issue(user_id, session_id, row.refresh_jti, row.expires_at, now)
 
 
 def logout(user_id: int, session_ids: set[uuid.UUID]) -> None:
@@ -219,11 +251,20 @@ def logout(user_id: int, session_ids: set[uuid.UUID]) -> None:
     db.session.commit()
 
 
-def end_sessions(user_id: int, *, reason: str, keep: uuid.UUID | None = None) -> int:
-    """Revoke the user's live sessions (but ``keep``). The caller commits."""
-    condition = LoginSession.user_id == user_id
+def end_sessions(
+    user_id: int,
+    *,
+    reason: str,
+    keep: uuid.UUID | None = None,
+    only: uuid.UUID | None = None,
+) -> int:
+    """Revoke the user's live sessions (but ``keep``, or ``only`` that one); how many
+    were live. The caller commits."""
+    condition = (LoginSession.user_id == user_id) & (LoginSession.expires_at > utcnow())
     if keep is not None:
         condition = condition & (LoginSession.id != keep)
+    if only is not None:
+        condition = condition & (LoginSession.id == only)
     return _revoke(condition, reason=reason)
 
 

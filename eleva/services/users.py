@@ -11,9 +11,10 @@ from sqlalchemy import func, or_, select
 
 from eleva.core.errors import NotFound, ValidationFailed
 from eleva.core.passwords import hash_password, verify_password
+from eleva.data import jobs
 from eleva.data.db import commit, db
 from eleva.data.models import User
-from eleva.services import auth
+from eleva.services import accounts, auth, emails
 
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,30}$")
 
@@ -33,9 +34,18 @@ def update_profile(user_id: int, changes: dict[str, Any]) -> User:
     if "email" in changes:
         changes["email"] = auth.normalise_email(changes["email"])
     user = get_user(user_id, for_update=True)
+    old_email = user.email
+    moved = "email" in changes and changes["email"] != old_email
+    if moved:  # effective at once, unproven until the new address answers
+        changes["email_verified"] = False
     for field, value in {**changes, **privacy}.items():
         setattr(user, field, value)
     commit()
+    if moved:
+        jobs.enqueue(emails.send_email_verification, user_id=user.id, email=user.email)
+        jobs.enqueue(
+            emails.notify_email_changed, user_id=user.id, old_email=old_email, new_email=user.email
+        )
     return user
 
 
@@ -51,7 +61,10 @@ def change_password(
     )
     user.password_hash = hash_password(new_password, rounds=current_app.config["BCRYPT_ROUNDS"])
     auth.end_sessions(user.id, reason="password", keep=session_id)
+    # A reset link sent before the change must not undo it.
+    accounts.void_reset_tokens(user.id)
     db.session.commit()
+    jobs.enqueue(emails.notify_password_changed, user_id=user.id)
 
 
 def deactivate(user_id: int, *, password: str) -> None:

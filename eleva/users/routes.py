@@ -14,13 +14,14 @@ from eleva.core.errors import PayloadTooLarge
 from eleva.http import ratelimit
 from eleva.http.api import Blueprint, upload_body_limit
 from eleva.http.ratelimit import limiter
-from eleva.services import documents, pictures, users
+from eleva.services import documents, pictures, sessions, users
 from eleva.services.auth import CurrentUser
 from eleva.users.schemas import (
     PasswordChangeSchema,
     PasswordConfirmSchema,
     PrivateUserSchema,
     PublicUserSchema,
+    SessionSchema,
     StorageUsageSchema,
     UserUpdateSchema,
 )
@@ -45,13 +46,22 @@ class Me(MethodView):
         return me
 
     @blp.login_required
+    @limiter.limit(
+        ratelimit.email_change_limit,
+        key_func=ratelimit.current_user_id,
+        exempt_when=ratelimit.changes_no_email,
+    )
     @blp.arguments(UserUpdateSchema)
     @blp.response(200, PrivateUserSchema)
     @blp.alt_response(409, response="CONFLICT")
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     def patch(self, me: CurrentUser, changes):
         """Change any of full_name, bio (≤ 500), username, email, privacy (itself partial).
 
-        Your session keeps working after a change of email or username.
+        Your session keeps working after a change of email or username. A new email
+        takes effect at once with ``email_verified`` false: a verification link goes to
+        the new address and a notice to the old one. Requests that change the email are
+        limited per user (RATELIMIT_EMAIL_CHANGE): they tell whether an address is taken.
         """
         return users.update_profile(me.id, changes)
 
@@ -75,6 +85,47 @@ class MyPassword(MethodView):
         error (``current_password`` / ``new_password``).
         """
         users.change_password(me.id, me.session_id, **data)
+
+
+@blp.route("/me/sessions")
+class MySessions(MethodView):
+    @blp.login_required
+    @blp.response(200, SessionSchema(many=True))
+    @blp.paginate(page_size=20, max_page_size=100)
+    def get(self, me: CurrentUser, pagination_parameters):
+        """Where you are signed in: your live login sessions, most recently used first.
+
+        ``last_used_at`` is the last login or token refresh; ``current`` marks the
+        session of this request's token. Paginated (X-Pagination header).
+        """
+        page = sessions.list_sessions(
+            me.id,
+            me.session_id,
+            page=pagination_parameters.page,
+            page_size=pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = page.total
+        return page.items
+
+    @blp.login_required
+    @blp.response(204)
+    def delete(self, me: CurrentUser):
+        """Sign out everywhere else: every session but this one ends at once."""
+        sessions.end_other_sessions(me.id, keep=me.session_id)
+
+
+@blp.route("/me/sessions/<uuid:session_id>")
+class MySession(MethodView):
+    @blp.login_required
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def delete(self, me: CurrentUser, session_id):
+        """End one of your sessions: its access and refresh tokens stop working at once.
+
+        This request's own session may be ended too (as logging out does). 404 when no
+        live session of yours has this id.
+        """
+        sessions.end_session(me.id, session_id)
 
 
 @blp.route("/me/picture")

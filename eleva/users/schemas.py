@@ -123,6 +123,10 @@ class PrivateUserSchema(ResponseSchema):
 
     id = ma.fields.Integer(required=True)
     email = ma.fields.String(required=True)
+    email_verified = ma.fields.Boolean(
+        required=True,
+        metadata={"description": "The address was confirmed by a link sent to it."},
+    )
     username = ma.fields.String(required=True)
     full_name = ma.fields.String(required=True, allow_none=True)
     bio = ma.fields.String(required=True, allow_none=True)
@@ -163,4 +167,24 @@ class StorageUsageSchema(ResponseSchema):
     documents = ma.fields.Integer(required=True, metadata={"description": "How many documents."})
     max_document_bytes = ma.fields.Integer(
         required=True, metadata={"description": "The largest file accepted (DOCUMENT_MAX_MB)."}
+    )
+
+
+class SessionSchema(ResponseSchema):
+    """One login session of the caller."""
+
+    id = ma.fields.UUID(required=True)
+    created_at = ma.fields.AwareDateTime(required=True, metadata={"description": "The login."})
+    last_used_at = ma.fields.AwareDateTime(
+        required=True, metadata={"description": "The last login or token refresh."}
+    )
+    device = ma.fields.String(
+        required=True,
+        metadata={"description": "From the login's User-Agent.", "example": "Firefox 133 on Windows"},
+    )
+    ip = ma.fields.String(
+        required=True, allow_none=True, metadata={"description": "The login's client address."}
+    )
+    current = ma.fields.Boolean(
+        required=True, metadata={"description": "This is the session of the request's token."}
     )

@@ -53,6 +53,13 @@ _CONFIG_PREFIXES = (
     "WEB_CONCURRENCY",
     "GUNICORN_",
     "FLASK_",
+    "REDIS_URL",
+    "MAIL_",
+    "FRONTEND_URL",
+    "PASSWORD_RESET_",
+    "EMAIL_VERIFY_",
+    "REFRESH_",
+    "JOB_",
 )
 
 
@@ -259,6 +266,7 @@ def start_gunicorn(
     else:
         env["DATABASE_URL"] = database_url
     if environment == "production":
+        env["MAIL_BACKEND"] = "dummy"  # no SMTP server here: emails dropped
         env["SECRET_KEY"] = "slow-tests-" + secrets.token_hex(32)
         env["JWT_SECRET_KEY"] = "slow-tests-jwt-" + secrets.token_hex(32)
     env.update(extra_env)

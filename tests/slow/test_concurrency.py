@@ -37,7 +37,9 @@ pytestmark = [pytest.mark.slow, requires_postgres]
 @pytest.fixture(scope="module")
 def server(new_database, gunicorn) -> Server:
     database = new_database()
-    server = gunicorn(database_url=libpq_dsn(database), workers=2)
+    # No refresh grace: one winner among concurrent refreshes, as in v1 (with a grace,
+    # they all win: tests/slow/test_refresh_grace.py).
+    server = gunicorn(database_url=libpq_dsn(database), workers=2, REFRESH_REUSE_GRACE_SECONDS="0")
     server.database = database
     return server
 

@@ -37,7 +37,9 @@ is refused although the schema allows it. For those, and only those, the generat
 - ``If-Match`` on a subject or a note: its current ``ETag`` (read just before), since any other
   value is stale by definition (412);
 - picture uploads: real JPEG, PNG, WebP and GIF files for the media types the spec
-  declares for the ``file`` part.
+  declares for the ``file`` part;
+- the ``token`` of a password reset or an email verification: a live one for the
+  signed-in user, issued as the email job issues it (a reset then ends the session).
 
 The refusals themselves (422, 412, 415) are asserted by the everyday suite.
 """
@@ -80,7 +82,12 @@ NOTE = "/api/v1/notes/{note_id}"
 # Resources written with If-Match, and the name of their id in the path.
 ETAGGED = {SUBJECT: "subject_id", NOTE: "note_id"}
 REFRESH = ("POST", f"{AUTH}/refresh")
-SESSION_ENDERS = {("POST", f"{AUTH}/logout"), ("DELETE", ME)}
+SESSION_ENDERS = {("POST", f"{AUTH}/logout"), ("DELETE", ME), ("POST", f"{AUTH}/password/reset")}
+# The links sent by email: their tokens cannot be generated, only issued.
+LINK_TOKENS = {
+    ("POST", f"{AUTH}/password/reset"): "reset",
+    ("POST", f"{AUTH}/email/verify"): "verify",
+}
 IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}
 
 
@@ -100,6 +107,7 @@ class Accounts:
     """The user the run acts as, registered and logged in through the API itself."""
 
     def __init__(self, app: Flask) -> None:
+        self.app = app
         self.client = app.test_client()  # the leak-checking client of tests/conftest.py
         self.current: Account | None = None
         self.registered = 0
@@ -129,6 +137,16 @@ class Accounts:
         assert response.status_code == 200, response.get_data(as_text=True)
         tokens = response.get_json()
         return Account(username, email, PASSWORD, tokens["access_token"], tokens["refresh_token"])
+
+    def link_token(self, purpose: str) -> str:
+        """A live token of an email link for the current user, as the email job makes it."""
+        from eleva.services import auth, emails
+
+        account = self.get()
+        with self.app.app_context():
+            user = auth.find_by_login(account.username)
+            assert user is not None
+            return emails.new_link_token(user.id, purpose, user.email)
 
     def etag(self, path: str, authorization: str) -> str | None:
         response = self.client.get(path, headers={"Authorization": authorization})
@@ -173,6 +191,10 @@ def complete_positive_case(accounts: Accounts, case: schemathesis.Case) -> None:
             body["password"] = _acceptable_password(
                 body["password"], account, body.get("username"), body.get("email")
             )
+    elif body is not None and operation in LINK_TOKENS and isinstance(body.get("token"), str):
+        body["token"] = accounts.link_token(LINK_TOKENS[operation])
+        if isinstance(body.get("new_password"), str):
+            body["new_password"] = _acceptable_password(body["new_password"], account, None, None)
     elif case.operation.path in ETAGGED and operation[0] in ("PATCH", "DELETE"):
         headers = case.headers or {}
         if "If-Match" in headers and isinstance(case.path_parameters, dict):

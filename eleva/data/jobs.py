@@ -1,0 +1,149 @@
+"""Background jobs: RQ on ``REDIS_URL``, or in the web process when it is empty.
+
+A job is a function of ``eleva.services`` named by its dotted path, with JSON-able
+keyword arguments. Nothing secret is ever an argument: RQ keeps arguments in Redis and
+its worker logs a job's description, so a job that needs a token makes it itself.
+
+- ``enqueue(func, **kwargs)``: with Redis, the job goes to the ``eleva`` queue (retried
+  ``JOB_RETRIES`` times, ``JOB_RETRY_INTERVALS`` apart); without, it runs at once, here,
+  with the same retries minus the waits, and a failure is logged, not raised (the
+  request that asked for an email has done its part).
+- ``flask jobs worker`` (the Procfile's ``worker:``) runs RQ's worker in the app.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+from rq import Queue, Retry, Worker, get_current_job
+
+from eleva.core.errors import ServiceUnavailable
+from eleva.data.db import db
+
+log = logging.getLogger("eleva.jobs")
+
+QUEUE_NAME = "eleva"
+# A request that needs Redis answers 503 within about a second when it does not answer.
+SOCKET_TIMEOUT = 1.0
+
+
+def init_app(app: Flask) -> None:
+    url = app.config.get("REDIS_URL")
+    app.extensions["eleva.jobs"] = (
+        redis.Redis.from_url(
+            url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
+        )
+        if url
+        else None
+    )
+
+
+def connection() -> redis.Redis | None:
+    conn: redis.Redis | None = current_app.extensions.get("eleva.jobs")
+    return conn
+
+
+def queue(conn: redis.Redis | None = None) -> Queue:
+    conn = conn or connection()
+    if conn is None:
+        raise RuntimeError("REDIS_URL is not set: jobs run in the web process")
+    return Queue(QUEUE_NAME, connection=conn)
+
+
+def name_of(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def enqueue(func: Callable[..., Any], /, **kwargs: Any) -> None:
+    """Run ``func(**kwargs)`` in the background (or now, without Redis)."""
+    name = name_of(func)
+    conn = connection()
+    if conn is None:
+        run_here(name, kwargs)
+        return
+    config = current_app.config
+    retries = config["JOB_RETRIES"]
+    try:
+        queue(conn).enqueue(
+            perform,
+            name,
+            kwargs,
+            description=name,  # what RQ logs: the task, never its arguments
+            job_timeout=config["JOB_TIMEOUT"],
+            retry=Retry(max=retries, interval=config["JOB_RETRY_INTERVALS"]) if retries else None,
+            failure_ttl=7 * 24 * 3600,
+        )
+    except redis.RedisError as exc:
+        log.error("could not enqueue %s: %s", name, type(exc).__name__)
+        raise ServiceUnavailable("The job queue is unavailable. Try again shortly.") from None
+
+
+def run_here(name: str, kwargs: dict[str, Any]) -> None:
+    """Run a job in this process, retrying as the queue would; never raise."""
+    attempts = current_app.config["JOB_RETRIES"] + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            _call(name, kwargs)
+            return
+        except Exception as exc:  # a failed email must not fail the request
+            _log_failure(name, exc, attempt, attempts)
+
+
+_pool_pid = os.getpid()
+
+
+def perform(name: str, kwargs: dict[str, Any]) -> None:
+    """What the RQ worker runs: the job ``name``, in a fresh app context."""
+    global _pool_pid
+    if os.getpid() != _pool_pid:
+        # A forked work horse must not use its parent's pooled connections.
+        db.engine.dispose(close=False)
+        _pool_pid = os.getpid()
+    try:
+        _call(name, kwargs)
+    except Exception as exc:
+        job = get_current_job()
+        left = job.retries_left if job is not None else None
+        retries = current_app.config["JOB_RETRIES"]
+        attempt = retries - left + 1 if left is not None else retries + 1
+        _log_failure(name, exc, attempt, retries + 1)
+        raise
+
+
+def _call(name: str, kwargs: dict[str, Any]) -> None:
+    module, _, attribute = name.rpartition(".")
+    func = getattr(importlib.import_module(module), attribute)
+    with current_app.app_context():  # its own session, removed at the end
+        func(**kwargs)
+
+
+def _log_failure(name: str, exc: BaseException, attempt: int, attempts: int) -> None:
+    # The exception's type and the task only: a message can quote what it was given.
+    final = attempt >= attempts
+    log.log(
+        logging.ERROR if final else logging.WARNING,
+        "job %s failed (attempt %d of %d%s): %s",
+        name,
+        attempt,
+        attempts,
+        ", giving up" if final else ", will retry",
+        type(exc).__name__,
+    )
+
+
+def work(*, burst: bool = False, worker_class: type[Worker] = Worker) -> bool:
+    """Run an RQ worker on the ``eleva`` queue in this app (with its scheduler, which
+    puts retried jobs back on the queue when their wait is over)."""
+    conn = connection()
+    if conn is None:
+        raise RuntimeError("REDIS_URL is not set: there is no queue to work on")
+    # The worker blocks on Redis for new jobs: no socket timeout on its own connection.
+    worker_conn = redis.Redis.from_url(current_app.config["REDIS_URL"])
+    worker = worker_class([queue(worker_conn)], connection=worker_conn)
+    return worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")

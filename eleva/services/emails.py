@@ -1,0 +1,143 @@
+"""The account emails, as background jobs (``eleva.data.jobs``).
+
+A request enqueues one of these with ids and addresses, never a secret: a job that
+sends a link makes the link's token itself (``new_link_token``), so that no token is
+ever in Redis, in a job's description, or in a log line. Each job re-reads what it
+needs and does nothing when it no longer applies (account gone or deactivated, address
+changed since, already verified).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from eleva.core.tokens import new_secret, secret_digest
+from eleva.data import mail
+from eleva.data.db import db
+from eleva.data.models import AccountToken, User, utcnow
+
+log = logging.getLogger("eleva.emails")
+
+RESET = "reset"
+VERIFY = "verify"
+
+
+def _lifetime(purpose: str) -> timedelta:
+    config = current_app.config
+    if purpose == RESET:
+        return timedelta(minutes=config["PASSWORD_RESET_MINUTES"])
+    return timedelta(hours=config["EMAIL_VERIFY_HOURS"])
+
+
+def _human(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes % 60:
+        return f"{minutes} minute{'s' * (minutes != 1)}"
+    hours = minutes // 60
+    return f"{hours} hour{'s' * (hours != 1)}"
+
+
+def _link(page: str, token: str | None = None) -> str:
+    base = current_app.config["FRONTEND_URL"]
+    return f"{base}/{page}?token={token}" if token else f"{base}/{page}"
+
+
+def new_link_token(user_id: int, purpose: str, email: str) -> str:
+    """A new single-use secret for ``email``; only its digest is stored. Commits."""
+    secret = new_secret()
+    now = utcnow()
+    db.session.add(
+        AccountToken(
+            user_id=user_id,
+            purpose=purpose,
+            digest=secret_digest(secret),
+            email=email,
+            created_at=now,
+            expires_at=now + _lifetime(purpose),
+        )
+    )
+    db.session.commit()
+    return secret
+
+
+def send_password_reset(email: str) -> None:
+    """Job: a reset link to ``email`` (normalised), if an active account has it."""
+    user = db.session.scalar(
+        select(User).where(func.lower(User.email) == email, User.is_active.is_(True))
+    )
+    if user is None:
+        return  # the request answered the same: nothing to tell anyone
+    token = new_link_token(user.id, RESET, user.email)
+    mail.send(
+        "password_reset",
+        user.email,
+        username=user.username,
+        link=_link("reset-password", token),
+        expires=_human(_lifetime(RESET)),
+    )
+
+
+def send_email_verification(user_id: int, email: str) -> None:
+    """Job: a verification link for ``email``, if it is still the account's and not
+    yet verified."""
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active or user.email != email or user.email_verified:
+        return
+    token = new_link_token(user.id, VERIFY, email)
+    mail.send(
+        "email_verification",
+        email,
+        username=user.username,
+        email=email,
+        link=_link("verify-email", token),
+        expires=_human(_lifetime(VERIFY)),
+    )
+
+
+def notify_email_changed(user_id: int, old_email: str, new_email: str) -> None:
+    """Job: tell the previous address where the account's email went."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        return
+    mail.send(
+        "email_changed",
+        old_email,
+        username=user.username,
+        new_email=mask_email(new_email),
+        link=_link("reset-password"),
+    )
+
+
+def notify_password_changed(user_id: int, reset: bool = False) -> None:
+    """Job: tell the account's address that its password changed."""
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active:
+        return
+    mail.send(
+        "password_changed",
+        user.email,
+        username=user.username,
+        reset=reset,
+        link=_link("forgot-password"),
+    )
+
+
+def mask_email(email: str) -> str:
+    """``n•••@example.com``: enough to recognise one's own address, not to learn one."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
+def send_test_email(to: str) -> None:
+    """Job: a test message (``flask mail send-test --queue``), to check the worker path."""
+    config = current_app.config
+    mail.send(
+        "test",
+        to,
+        backend=config["MAIL_BACKEND"],
+        server=f"{config['MAIL_SERVER']}:{config['MAIL_PORT']}",
+    )
