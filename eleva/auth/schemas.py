@@ -15,8 +15,14 @@ class LoginSchema(ma.Schema):
         validate=validate.Length(min=1, max=254),
         metadata={"description": "Email or username, any case.", "example": "ada@example.com"},
     )
-    # No length rule here: any password that is not the right one is a 401.
-    password = Text(strip=False, required=True, load_only=True, metadata={"format": "password"})
+    # Any string: a password that is not the right one, whatever its length or content
+    # (NUL, lone surrogates), is a 401, never a 422. The JSON body limit bounds its size;
+    # the hash encodes any str (eleva.core.passwords).
+    password = ma.fields.String(
+        required=True,
+        load_only=True,
+        metadata={"format": "password", "example": "Enigma-rotor-1943"},
+    )
 
 
 class LogoutSchema(ma.Schema):
