@@ -30,7 +30,10 @@ class LogoutSchema(ma.Schema):
         strip=False,
         validate=validate.Length(max=4096),
         load_only=True,
-        metadata={"description": "Also end the login session this refresh token belongs to."},
+        metadata={
+            "description": "Also end the login session this refresh token belongs to.",
+            "example": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl",
+        },
     )
 
 
