@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from typing import Any
 
 import marshmallow as ma
@@ -16,14 +16,15 @@ NOT_BLANK_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 # Unicode flag: no \p{…} property escapes) and Python's re understand: at least one
 # character that is not whitespace, a control, a format character (zero-width, bidi) or
 # private use. Surrogates count as visible: without the flag an emoji is two of them (Text
-# refuses lone ones). Unassigned code points, and format and private-use ones beyond
-# U+FFFF, pass the pattern but not the validator.
+# refuses lone ones), so any character beyond U+FFFF counts as visible (has_visible_character
+# judges by this very pattern).
 _INVISIBLE = (
     r"\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891"
     r"\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ue000-\uf8ff"
     r"\ufeff\ufff9-\ufffb"
 )
 VISIBLE_PATTERN = rf"^[^\u0000]*[^{_INVISIBLE}][^\u0000]*$"
+_VISIBLE_RE = re.compile(VISIBLE_PATTERN, re.DOTALL)
 
 
 class Text(ma.fields.String):
@@ -88,11 +89,16 @@ class Text(ma.fields.String):
 
 
 def has_visible_character(value: str) -> None:
-    """A name must show something: letters, digits, punctuation, symbols or marks.
+    """A name must show something: a character that is not whitespace, a control, a
+    format character or private use (in the BMP), i.e. letters, digits, punctuation,
+    symbols, marks.
 
     Refuses names made only of invisible characters (zero-width spaces, bidi controls).
     """
-    if not any(unicodedata.category(ch)[0] in "LNPSM" for ch in value):
+    # The spec's pattern itself, so that what the spec calls valid is accepted: the same
+    # judgement in Python as in ECMA-262 (an astral character, two surrogates there, is
+    # visible in both).
+    if not _VISIBLE_RE.match(value):
         raise ma.ValidationError("Must contain at least one visible character.")
 
 
