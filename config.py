@@ -25,6 +25,7 @@ MIN_SECRET_BYTES = 32
 # An origin is scheme://host[:port] and nothing else: flask-cors treats strings holding
 # regex characters as patterns, and patterns are how origin checks get bypassed.
 _ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_PUBLIC_BASE_URL_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -88,6 +89,18 @@ def _origin(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def public_base_url(raw: str) -> str | None:
+    url = raw.strip().rstrip("/")
+    if not url:
+        return None
+    if not _PUBLIC_BASE_URL_RE.match(url):
+        raise ConfigError(
+            f"PUBLIC_BASE_URL {raw!r} is not an origin like https://api.example.com "
+            "(optionally with a path)"
+        )
+    return url
+
+
 class Config:
     """Settings shared by every environment, read from ``env``."""
 
@@ -135,6 +148,10 @@ class Config:
         # request for the upload endpoint only.
         self.MAX_CONTENT_LENGTH = _int(env, "MAX_JSON_KB", 64, minimum=1) * 1024
         self.API_DOCS_ENABLED = _bool(env, "API_DOCS_ENABLED", self.DOCS_DEFAULT)
+        # The API's public origin, for the URLs it hands out (pictures under /media/):
+        # never a client's Host header. Unset: the request's own host in development,
+        # URLs relative to the API's origin in production.
+        self.PUBLIC_BASE_URL = public_base_url(env.get("PUBLIC_BASE_URL", ""))
         self.HSTS_ENABLED = self.ENV_NAME == "production"
 
         # Storage ----------------------------------------------------------------------
@@ -159,17 +176,35 @@ class Config:
 
         # Rate limits ------------------------------------------------------------------
         self.RATELIMIT_ENABLED = _bool(env, "RATELIMIT_ENABLED", self.RATELIMIT_DEFAULT_ENABLED)
-        self.RATELIMIT_STORAGE_URI = (
-            env.get("RATELIMIT_STORAGE_URI") or env.get("REDIS_URL") or "memory://"
-        )
+        # REDIS_URL (the job queue's) is the counters' default store; production refuses
+        # memory:// unless it was asked for (ProductionConfig.validate).
+        self.REDIS_URL = env.get("REDIS_URL", "").strip() or None
+        explicit_store = env.get("RATELIMIT_STORAGE_URI", "").strip()
+        self.RATELIMIT_STORAGE_URI = explicit_store or self.REDIS_URL or "memory://"
+        self._ratelimit_store_explicit = bool(explicit_store)
+        if self.RATELIMIT_STORAGE_URI.startswith(("redis://", "rediss://", "redis+")):
+            # Redis down or hung: a limited request fails (503) within about a second,
+            # rather than waiting for the kernel or redis-py's retries with backoff.
+            # limits wraps the driver's errors in its StorageError (eleva.http.errors).
+            self.RATELIMIT_STORAGE_OPTIONS = {
+                "socket_connect_timeout": 0.5,
+                "socket_timeout": 0.5,
+                "wrap_exceptions": True,
+            }
+        else:
+            self.RATELIMIT_STORAGE_OPTIONS = {"wrap_exceptions": True}
         self.RATELIMIT_LOGIN = env.get("RATELIMIT_LOGIN", "10 per minute")
         self.RATELIMIT_REGISTER = env.get("RATELIMIT_REGISTER", "5 per minute")
         self.RATELIMIT_REFRESH = env.get("RATELIMIT_REFRESH", "30 per minute")
         self.RATELIMIT_UPLOAD = env.get("RATELIMIT_UPLOAD", "10 per minute")
         self.RATELIMIT_PASSWORD_FORGOT = env.get("RATELIMIT_PASSWORD_FORGOT", "5 per hour")
-        self.RATELIMIT_EMAIL_CHANGE = env.get("RATELIMIT_EMAIL_CHANGE", "10 per hour")
         self.RATELIMIT_VERIFY_RESEND = env.get("RATELIMIT_VERIFY_RESEND", "3 per hour")
-        self.RATELIMIT_HEADERS_ENABLED = True
+        # PUT /users/me/password and DELETE /users/me, per user (each costs a bcrypt check).
+        self.RATELIMIT_PASSWORD_CHECK = env.get("RATELIMIT_PASSWORD_CHECK", "5 per 15 minutes")
+        self.RATELIMIT_EMAIL_CHANGE = env.get("RATELIMIT_EMAIL_CHANGE", "10 per hour")
+        # Off: Flask-Limiter would put Retry-After (and X-RateLimit-*) on every response of
+        # a limited route. The 429 sets its own Retry-After (eleva.http.ratelimit).
+        self.RATELIMIT_HEADERS_ENABLED = False
         self.RATELIMIT_KEY_PREFIX = "eleva"
 
         # Accounts: links in emails, token lifetimes, the refresh cookie -----------------
@@ -209,7 +244,6 @@ class Config:
         self.MAIL_DEFAULT_SENDER = env.get("MAIL_DEFAULT_SENDER") or "Eléva <no-reply@localhost>"
         # An SMTP server that stops answering must not hold a job (or a request) forever.
         self.MAIL_TIMEOUT = _int(env, "MAIL_TIMEOUT", 10, minimum=1)
-        self.REDIS_URL = env.get("REDIS_URL", "").strip() or None
         self.JOB_RETRIES = _int(env, "JOB_RETRIES", 3)
         self.JOB_RETRY_INTERVALS = [10, 60, 300]  # seconds before each retry
         self.JOB_TIMEOUT = _int(env, "JOB_TIMEOUT", 60, minimum=1)
@@ -221,7 +255,8 @@ class Config:
         self.OPENAPI_URL_PREFIX = "/" if self.API_DOCS_ENABLED else None
         self.OPENAPI_JSON_PATH = "openapi.json"
         self.OPENAPI_SWAGGER_UI_PATH = "/docs"
-        self.OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+        # Served by the app (eleva.http.api, the pinned flask-swagger-ui package): no CDN.
+        self.OPENAPI_SWAGGER_UI_URL = "/docs/assets/"
         self.OPENAPI_SWAGGER_UI_CONFIG = {"persistAuthorization": False}
 
     DOCS_DEFAULT = True
@@ -304,6 +339,16 @@ class ProductionConfig(Config):
                 raise ConfigError(f"{name} is too short: use at least {MIN_SECRET_BYTES} bytes")
         if self._raw_secrets["SECRET_KEY"] == self._raw_secrets["JWT_SECRET_KEY"]:
             raise ConfigError("SECRET_KEY and JWT_SECRET_KEY must differ")
+        if (
+            self.RATELIMIT_ENABLED
+            and self.RATELIMIT_STORAGE_URI.startswith("memory://")
+            and not self._ratelimit_store_explicit
+        ):
+            # Each worker would count alone: a limit of 10 would let 10 × workers through.
+            raise ConfigError(
+                "Rate limits need a shared counter store in production: set REDIS_URL or "
+                "RATELIMIT_STORAGE_URI (RATELIMIT_STORAGE_URI=memory:// if you mean it)"
+            )
 
 
 CONFIGS: dict[str, type[Config]] = {

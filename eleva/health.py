@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import Flask
+from flask import Flask, current_app
 from flask.views import MethodView
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from eleva.core.errors import ServiceUnavailable
 from eleva.data.db import db
+from eleva.http import ratelimit
 from eleva.http.api import Api, Blueprint
 from eleva.http.schemas import ResponseSchema
 
@@ -33,14 +34,24 @@ class Ready(MethodView):
     @blp.response(200, StatusSchema)
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def get(self):
-        """Readiness: the database answers a query."""
+        """Readiness: the database answers a query, and Redis a ping when the rate-limit
+        counters are kept there (production), within about a second (503 otherwise)."""
         try:
             db.session.execute(text("SELECT 1"))
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
             raise ServiceUnavailable("The database is not answering.") from exc
         finally:
             db.session.rollback()
+        if _counters_in_redis() and not ratelimit.counters_reachable():
+            raise ServiceUnavailable("Redis (the rate-limit counters) is not answering.")
         return {"status": "ok"}
+
+
+def _counters_in_redis() -> bool:
+    config = current_app.config
+    return bool(config["RATELIMIT_ENABLED"]) and config["RATELIMIT_STORAGE_URI"].startswith(
+        ("redis://", "rediss://", "redis+")
+    )
 
 
 def register(_app: Flask, api: Api) -> None:

@@ -42,6 +42,7 @@ STRONG_JWT = "j" * 40
 )
 def test_eleva_env_picks_the_config_class(name, cls):
     env = {"ELEVA_ENV": name, "SECRET_KEY": STRONG, "JWT_SECRET_KEY": STRONG_JWT}
+    env["REDIS_URL"] = "redis://127.0.0.1:6379/0"  # production needs a shared counter store
     assert type(load_config(env)) is cls
 
 
@@ -139,7 +140,12 @@ def test_production_refuses_weak_secrets(env, message):
 
 def test_production_with_strong_secrets_starts_without_docs_and_with_hsts():
     config = load_config(
-        {"ELEVA_ENV": "production", "SECRET_KEY": STRONG, "JWT_SECRET_KEY": STRONG_JWT}
+        {
+            "ELEVA_ENV": "production",
+            "SECRET_KEY": STRONG,
+            "JWT_SECRET_KEY": STRONG_JWT,
+            "RATELIMIT_STORAGE_URI": "memory://",  # explicitly: see tests/test_abuse.py
+        }
     )
     assert config.API_DOCS_ENABLED is False
     app = create_app(

@@ -42,6 +42,7 @@ class Register(MethodView):
     @blp.response(201, PrivateUserSchema)
     @blp.alt_response(409, response="CONFLICT")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def post(self, data):
         """Create an account.
 
@@ -54,18 +55,23 @@ class Register(MethodView):
 @blp.route("/login")
 class Login(MethodView):
     @limiter.limit(ratelimit.login_limit, key_func=ratelimit.client_address)
-    @limiter.limit(ratelimit.login_limit, key_func=ratelimit.login_name)
+    @limiter.shared_limit(
+        ratelimit.login_limit, scope=ratelimit.ACCOUNT_SCOPE, key_func=ratelimit.login_account
+    )
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenPairSchema)
     @blp.alt_response(401, response="UNAUTHORIZED")
     @blp.alt_response(403, response="FORBIDDEN")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def post(self, data):
         """Log in with email or username; start a session and get a token pair.
 
         An unknown login and a wrong password get the same 401. A deactivated account
-        gets 403 (only with the right password). The session's device and address (for
-        GET /users/me/sessions) come from this request's User-Agent and client address.
+        gets 403 (only with the right password). Attempts are limited per client address
+        and per account (its email and username share one counter, which wrong passwords
+        at ``PUT /users/me/password`` and ``DELETE /users/me`` also count against): 429
+        with ``Retry-After``; 503 when the counters cannot be reached.
 
         With ``refresh_in_cookie: true`` the refresh token is set as the HttpOnly cookie
         ``eleva_refresh`` (Path=/api/v1/auth, SameSite per REFRESH_COOKIE_SAMESITE,
@@ -84,6 +90,7 @@ class Refresh(MethodView):
     @blp.refresh_token_required
     @blp.response(200, TokenPairSchema)
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def post(self, token: TokenClaims):
         """Trade the refresh token (as Bearer) for a new access and refresh token.
 

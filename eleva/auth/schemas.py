@@ -16,8 +16,14 @@ class LoginSchema(ma.Schema):
         validate=validate.Length(min=1, max=254),
         metadata={"description": "Email or username, any case.", "example": "ada@example.com"},
     )
-    # No length rule here: any password that is not the right one is a 401.
-    password = Text(strip=False, required=True, load_only=True, metadata={"format": "password"})
+    # Any string: a password that is not the right one, whatever its length or content
+    # (NUL, lone surrogates), is a 401, never a 422. The JSON body limit bounds its size;
+    # the hash encodes any str (eleva.core.passwords).
+    password = ma.fields.String(
+        required=True,
+        load_only=True,
+        metadata={"format": "password", "example": "Enigma-rotor-1943"},
+    )
     refresh_in_cookie = StrictBoolean(
         load_default=False,
         load_only=True,
@@ -34,7 +40,10 @@ class LogoutSchema(ma.Schema):
         strip=False,
         validate=validate.Length(max=4096),
         load_only=True,
-        metadata={"description": "Also end the login session this refresh token belongs to."},
+        metadata={
+            "description": "Also end the login session this refresh token belongs to.",
+            "example": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl",
+        },
     )
 
 

@@ -3,7 +3,10 @@
 bytes in → JPEG bytes out, fitted within 500×500, or an :class:`ImageError`:
 
 1. open by content, and only as JPEG, PNG, WebP or GIF — never by file name or header;
-2. refuse pixel floods from the header, before a single pixel is decoded;
+2. refuse pixel floods from the header, before a single pixel is decoded: by pixel count,
+   and by the bytes decoding would allocate (width × height × bands × bytes per band,
+   after JPEG's reduced-scale draft, times the format's overhead: ``decode_cost``), so a
+   tiny file cannot decode into hundreds of MB;
 3. first frame only of an animation;
 4. shrink first: for a JPEG, ``thumbnail`` puts the decoder in draft mode, which decodes
    at 1/2, 1/4 or 1/8 scale (a 4000×3000 photo is never decoded at full size). This only
@@ -24,6 +27,14 @@ ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 MAX_SIDE = 500
 MAX_PIXELS = 40_000_000  # far under Pillow's own bomb limit (≈89 MP)
 JPEG_QUALITY = 85
+# A small file can decode huge (a 34-byte lossless WebP of 6300×6300 is 150 MB of pixels):
+# the budget is what decoding and shrinking will allocate at their peak, judged from the
+# header, so that no accepted upload grows a worker by more than ~100 MB (bench/images.py
+# measures each case against this model).
+MAX_DECODE_BYTES = 80 * 2**20
+# Bytes per pixel in Pillow's memory: one band of 8 or 16 bits, or 32-bit values; every
+# other mode (RGB, RGBA, LA, CMYK, YCbCr …) takes 4 bytes a pixel, RGB included.
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
 
 
 class ImageError(ValueError):
@@ -50,6 +61,13 @@ def to_profile_jpeg(data: bytes, *, max_side: int = MAX_SIDE) -> bytes:
                         f"The image is {width}×{height} pixels: at most "
                         f"{MAX_PIXELS // 1_000_000} megapixels are accepted."
                     )
+                cost = decode_cost(im, max_side)
+                if cost > MAX_DECODE_BYTES:
+                    raise ImageTooLarge(
+                        f"The image is {width}×{height} pixels of {im.mode}: it takes "
+                        f"{cost / 2**20:.0f} MB to be decoded, at most "
+                        f"{MAX_DECODE_BYTES // 2**20} MB are accepted."
+                    )
                 # Shrink while unloaded (JPEG draft mode), then orient: the box is
                 # square, so fitting before rotating gives the same size. reducing_gap=1
                 # lets the decoder scale by up to 1/8 straight to the target: a 4000×3000
@@ -70,6 +88,49 @@ def to_profile_jpeg(data: bytes, *, max_side: int = MAX_SIDE) -> bytes:
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
             # Truncated or corrupt data behind a valid header.
             raise UnsupportedImage("The image data is damaged or incomplete.") from exc
+
+
+def decoded_bytes(im: Image.Image, max_side: int = MAX_SIDE) -> int:
+    """The pixels of ``im`` once decoded (still unloaded: size and mode come from the
+    header): width × height × bands × bytes per band, as Pillow stores them. A JPEG is
+    decoded at the reduced scale thumbnail() asks its draft mode for."""
+    width, height = im.size
+    if im.format == "JPEG":
+        width, height = _jpeg_draft_size(im.size, _fitted(im.size, max_side))
+    return width * height * _PIXEL_BYTES.get(im.mode, 4)
+
+
+def _jpeg_draft_size(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
+    # As Pillow's JpegImageFile.draft picks it: the largest of 1/8, 1/4, 1/2, 1 that keeps
+    # the image at least the target size.
+    ratio = min(size[0] // target[0], size[1] // target[1])
+    scale = next(s for s in (8, 4, 2, 1) if ratio >= s or s == 1)
+    return -(-size[0] // scale), -(-size[1] // scale)
+
+
+def decode_cost(im: Image.Image, max_side: int = MAX_SIDE) -> int:
+    """The peak bytes decoding and shrinking ``im`` allocate (bench/images.py):
+
+    - WebP: 4 × the pixels — libwebp's own buffer, the copy Pillow is handed, the image,
+      and the resampling;
+    - transparency or 16-bit samples: 2 × — resampling works on a premultiplied (or
+      widened) full-size copy;
+    - otherwise the pixels themselves.
+    """
+    pixels = decoded_bytes(im, max_side)
+    if im.format == "WEBP":
+        return 4 * pixels
+    if im.mode in ("RGBA", "LA", "PA", "I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return 2 * pixels
+    if "transparency" in im.info:
+        return 2 * pixels
+    return pixels
+
+
+def _fitted(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    width, height = size
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _flatten(im: Image.Image) -> Image.Image:

@@ -130,8 +130,18 @@ class Backend(Protocol):
 class LocalBackend:
     name = "local"
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        public_base_url: str | None = None,
+        request_host: bool = True,
+    ) -> None:
         self.root = Path(root).resolve()
+        # URLs handed out are built on PUBLIC_BASE_URL, never on a client's Host header
+        # unless allowed (development); else they are relative to the API's origin.
+        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self.request_host = request_host
 
     def path(self, key: str) -> Path:
         path = (self.root / check_key(key)).resolve()
@@ -233,7 +243,9 @@ class LocalBackend:
 
     def url(self, key: str) -> str:
         check_key(key)
-        if has_request_context():
+        if self.public_base_url:
+            return f"{self.public_base_url}/media/{key}"
+        if self.request_host and has_request_context():
             return url_for("media.serve", key=key, _external=True)
         return f"/media/{key}"
 
@@ -276,10 +288,12 @@ class S3Backend:
                         region_name=self.region,
                         endpoint_url=self.endpoint_url,
                         config=Config(
-                            # Worst case ≈ 2 × (2 s + 5 s): far below gunicorn's 30 s timeout.
+                            # S3 hung: an answer (503) within 10 s, far inside gunicorn's
+                            # 30 s. Two attempts in all ("max_attempts" would count retries
+                            # only: three attempts, 24 s measured): ≈ 2 × (2 s + 1 s) + backoff.
                             connect_timeout=2,
-                            read_timeout=5,
-                            retries={"max_attempts": 2, "mode": "standard"},
+                            read_timeout=2,
+                            retries={"total_max_attempts": 2, "mode": "standard"},
                             # Presigned URLs and forms signed with SigV4 (SigV2 is
                             # deprecated and refused by newer regions).
                             signature_version="s3v4",
@@ -461,7 +475,11 @@ def build_backend(config: Any) -> Backend:
             endpoint_url=config.get("S3_ENDPOINT_URL"),
             public_base_url=config.get("S3_PUBLIC_BASE_URL"),
         )
-    return LocalBackend(config["LOCAL_STORAGE_PATH"])
+    return LocalBackend(
+        config["LOCAL_STORAGE_PATH"],
+        public_base_url=config.get("PUBLIC_BASE_URL"),
+        request_host=config.get("ELEVA_ENV") != "production",
+    )
 
 
 class Storage:

@@ -10,15 +10,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from copy import deepcopy
 from functools import cache, wraps
 from typing import Any, ClassVar, NoReturn
 
 import marshmallow as ma
+from apispec import BasePlugin
 from flask import current_app, request
 from flask_smorest import abort
 from flask_smorest.fields import Upload
+from flask_swagger_ui import get_swaggerui_blueprint
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 from webargs.multidictproxy import MultiDictProxy
@@ -84,6 +87,7 @@ class JsonParser(FlaskParser):
         data = req.get_data(cache=True)
         if not data:
             return core.missing
+        _refuse_cut_stream(req, data)
         try:
             return core.parse_json(data)
         # Bad JSON or encoding (ValueErrors both), nesting deeper than the decoder's
@@ -110,6 +114,19 @@ class JsonParser(FlaskParser):
             if name not in file_fields:
                 parts.add(name or "", value)
         return MultiDictProxy(parts, schema)
+
+
+def _refuse_cut_stream(req: Any, data: bytes) -> None:
+    """413 for a streamed (chunked) body longer than the limit.
+
+    werkzeug stops reading a body without Content-Length at ``max_content_length`` and
+    returns what it read, without saying there was more: the first 64 KB would be parsed
+    and the rest ignored. One more byte from the server's stream tells.
+    """
+    limit = req.max_content_length
+    streamed = req.content_length is None and limit is not None
+    if streamed and len(data) >= limit and req.environ["wsgi.input"].read(1):
+        abort(413, message=f"The request body is larger than {limit // 1024} KB.")
 
 
 def _has_body(req: Any) -> bool:
@@ -234,12 +251,47 @@ def text2properties(self: Any, field: ma.fields.Field, ret: dict, **kwargs: Any)
     return {"pattern": NOT_BLANK_PATTERN if field.must_not_be_blank else NO_NUL_PATTERN}
 
 
+class OperationIds(BasePlugin):
+    """apispec plugin: every operation gets an ``operationId`` (unless its view set one),
+    from its method and path — ``post_auth_login``, ``get_users_by_username`` — unique
+    by construction, so generated clients name their methods after the operations."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict | None = None, **kwargs: Any
+    ) -> None:
+        words = []
+        for segment in (path or "").strip("/").split("/"):
+            if segment in ("", "api", "v1"):
+                continue
+            if segment.startswith("{"):
+                words += ["by", segment.strip("{}")]
+            else:
+                words.append(segment)
+        name = re.sub(r"[^A-Za-z0-9_]", "_", "_".join(words))
+        for method, operation in (operations or {}).items():
+            operation.setdefault("operationId", f"{method}_{name}".rstrip("_"))
+
+
+# Swagger UI's own files, served by the app from a pinned package: /docs renders with no
+# network (no CDN), and its CSP names no other origin (eleva.http.web.DOCS_CSP).
+SWAGGER_UI_ASSETS = "/docs/assets"
+
+
 class Api(smorest_compat.Api):
     ERROR_SCHEMA = ErrorSchema
+
+    def __init__(self) -> None:
+        super().__init__(spec_kwargs={"extra_plugins": [OperationIds()]})
 
     def init_app(self, app: Any, *args: Any, **kwargs: Any) -> None:
         super().init_app(app, *args, **kwargs)
         self.ma_plugin.converter.add_attribute_function(text2properties)
+        if app.config.get("OPENAPI_URL_PREFIX") is not None:
+            app.register_blueprint(
+                get_swaggerui_blueprint(
+                    SWAGGER_UI_ASSETS, "/openapi.json", blueprint_name="swagger_ui_assets"
+                )
+            )
 
 
 api = Api()

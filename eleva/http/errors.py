@@ -13,7 +13,9 @@ from http import HTTPStatus
 from typing import Any
 
 import psycopg
+import redis
 from flask import Flask, Response, jsonify
+from limits.errors import StorageError as CounterStoreError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
@@ -49,6 +51,9 @@ def _handle_app_error(error: AppError) -> Response:
 
 
 def _handle_http_exception(error: HTTPException) -> Response:
+    if isinstance(error.response, Response):
+        # Built in the error shape where it was raised (eleva.http.ratelimit's 429).
+        return error.response
     code = error.code or 500
     data = getattr(error, "data", None) or {}  # set by flask-smorest/webargs abort()
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
@@ -65,6 +70,17 @@ def _handle_http_exception(error: HTTPException) -> Response:
 def _handle_database_unavailable(error: Exception) -> Response:
     # Connection refused, server gone, pool exhausted: the client may retry later.
     log.error("database unavailable: %s", type(error).__name__, exc_info=error)
+    return error_response(
+        503,
+        "The service is temporarily unavailable. Try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def _handle_counters_unavailable(error: Exception) -> Response:
+    # Redis down or hung (bounded by the socket timeouts of RATELIMIT_STORAGE_OPTIONS): a
+    # limited route fails closed rather than let unlimited guesses through.
+    log.error("rate-limit counters unavailable: %r", getattr(error, "storage_error", error))
     return error_response(
         503,
         "The service is temporarily unavailable. Try again shortly.",
@@ -107,4 +123,6 @@ def init_app(app: Flask) -> None:
         psycopg.InterfaceError,
     ):
         app.register_error_handler(exc, _handle_database_unavailable)
+    for store_error in (CounterStoreError, redis.ConnectionError, redis.TimeoutError):
+        app.register_error_handler(store_error, _handle_counters_unavailable)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from typing import Any
 
 import marshmallow as ma
 
-# Whitespace as the spec's patterns mean it: `\s` in JSON Schema (ECMA-262) is exactly
-# these characters. Python's own str.strip() differs (it also strips U+001C–U+001F and
-# U+0085, and keeps U+FEFF), so a value the spec calls non-blank could be trimmed to "".
-WHITESPACE = (
-    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
+from eleva.core.text import WHITESPACE
+
 # Documented on Text fields without a pattern of their own (see eleva.api).
 NO_NUL_PATTERN = r"^[^\u0000]*$"
 NOT_BLANK_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
-# has_visible_character as a pattern (Unicode property escapes, as JSON Schema's ECMA-262
-# dialect has them in Unicode mode).
-VISIBLE_PATTERN = r"^[^\u0000]*[\p{L}\p{M}\p{N}\p{P}\p{S}][^\u0000]*$"
+# has_visible_character as a pattern both JSON Schema's ECMA-262 dialect (without the
+# Unicode flag: no \p{…} property escapes) and Python's re understand: at least one
+# character that is not whitespace, a control, a format character (zero-width, bidi) or
+# private use. Surrogates count as visible: without the flag an emoji is two of them (Text
+# refuses lone ones), so any character beyond U+FFFF counts as visible (has_visible_character
+# judges by this very pattern).
+_INVISIBLE = (
+    r"\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891"
+    r"\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ue000-\uf8ff"
+    r"\ufeff\ufff9-\ufffb"
+)
+VISIBLE_PATTERN = rf"^[^\u0000]*[^{_INVISIBLE}][^\u0000]*$"
+_VISIBLE_RE = re.compile(VISIBLE_PATTERN, re.DOTALL)
 
 
 class Text(ma.fields.String):
@@ -84,11 +89,16 @@ class Text(ma.fields.String):
 
 
 def has_visible_character(value: str) -> None:
-    """A name must show something: letters, digits, punctuation, symbols or marks.
+    """A name must show something: a character that is not whitespace, a control, a
+    format character or private use (in the BMP), i.e. letters, digits, punctuation,
+    symbols, marks.
 
     Refuses names made only of invisible characters (zero-width spaces, bidi controls).
     """
-    if not any(unicodedata.category(ch)[0] in "LNPSM" for ch in value):
+    # The spec's pattern itself, so that what the spec calls valid is accepted: the same
+    # judgement in Python as in ECMA-262 (an astral character, two surrogates there, is
+    # visible in both).
+    if not _VISIBLE_RE.match(value):
         raise ma.ValidationError("Must contain at least one visible character.")
 
 

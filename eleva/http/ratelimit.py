@@ -2,37 +2,73 @@
 
 Limits are read from the config at request time, so each app instance honours its own.
 Keys are namespaced so that, say, a login name can never collide with an address.
+
+Every route that checks a password counts against its account's one counter (scope
+``account``): a login by email, by username (any spelling), and a password given to
+``PUT /users/me/password`` or ``DELETE /users/me``. With the counters out of reach (Redis
+down or hung), a limited route answers 503 (eleva.http.errors): it fails closed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 
-from flask import current_app, request
-from flask_limiter import Limiter
+from flask import Response, current_app, request
+from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 
 from eleva.http import auth
-from eleva.services.auth import login_key
+from eleva.http.errors import error_response
+from eleva.services import auth as auth_service
+
+ACCOUNT_SCOPE = "account"
+PASSWORD_CHECK_SCOPE = "password-check"  # noqa: S105 (a counter name)
+
+
+def _too_many_requests(limit: RequestLimit) -> Response:
+    # Retry-After here, on the 429 only: Flask-Limiter's own headers (off in config.py)
+    # would put it on every response of a limited route, 200s included.
+    retry_after = max(1, math.ceil(limit.reset_at - time.time()))
+    return error_response(
+        429,
+        f"Too many requests ({limit.limit}). Retry later.",
+        headers={"Retry-After": str(retry_after)},
+    )
+
 
 # The client address is request.remote_addr, which ProxyFix rewrites from
 # X-Forwarded-For for exactly TRUSTED_PROXY_COUNT hops (eleva.http.web).
-limiter = Limiter(key_func=get_remote_address)
+limiter = Limiter(key_func=get_remote_address, on_breach=_too_many_requests)
 
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def _json_body() -> dict:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
 def client_address() -> str:
     return f"addr:{get_remote_address()}"
 
 
-def login_name() -> str:
-    # Per account, whichever address the attempts come from.
-    body = request.get_json(silent=True)
-    login = body.get("login") if isinstance(body, dict) else None
-    return f"login:{_digest(login.strip().lower() if isinstance(login, str) else '')}"
+def login_account() -> str:
+    # Per account, whichever address the attempts come from, and whichever of its
+    # names (email or username, in any spelling) they use.
+    login = _json_body().get("login")
+    if not isinstance(login, str):
+        return "login:"  # refused by the schema (422) right after
+    return auth_service.login_counter(login)
+
+
+def current_account() -> str:
+    # Under login_required (which runs first): the caller's account, the login's counter.
+    user_id = auth.current_user_id()
+    return auth_service.account_counter(user_id) if user_id is not None else "account:"
 
 
 def bearer_token() -> str:
@@ -42,6 +78,11 @@ def bearer_token() -> str:
 def current_user_id() -> str:
     # Under login_required (which runs first): the authenticated caller.
     return f"user:{auth.current_user_id()}"
+
+
+def changes_no_email() -> bool:
+    """Exempt a PATCH of the profile from the email-change limit unless it sets one."""
+    return "email" not in _json_body()
 
 
 def login_limit() -> str:
@@ -64,7 +105,7 @@ def email_in_body() -> str:
     # The address as the lookup normalises it: no spelling escapes its counter.
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
-    return f"email:{_digest(login_key(email) if isinstance(email, str) else '')}"
+    return f"email:{_digest(auth_service.login_key(email) if isinstance(email, str) else '')}"
 
 
 def password_forgot_limit() -> str:
@@ -75,14 +116,12 @@ def verify_resend_limit() -> str:
     return current_app.config["RATELIMIT_VERIFY_RESEND"]
 
 
+def password_check_limit() -> str:
+    return current_app.config["RATELIMIT_PASSWORD_CHECK"]
+
+
 def email_change_limit() -> str:
     return current_app.config["RATELIMIT_EMAIL_CHANGE"]
-
-
-def changes_no_email() -> bool:
-    """exempt_when of the email-change limit: a PATCH that does not touch the email."""
-    body = request.get_json(silent=True)
-    return not (isinstance(body, dict) and "email" in body)
 
 
 def refresh_credential() -> str:
@@ -92,3 +131,9 @@ def refresh_credential() -> str:
         cookie = request.cookies.get(current_app.config["JWT_REFRESH_COOKIE_NAME"], "")
         return f"token:{_digest(cookie)}"
     return f"token:{_digest(header)}"
+
+
+def counters_reachable() -> bool:
+    """Whether the rate-limit counters answer (for readiness; bounded by the socket
+    timeouts of RATELIMIT_STORAGE_OPTIONS)."""
+    return bool(limiter.storage.check())

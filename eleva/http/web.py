@@ -20,13 +20,14 @@ log = logging.getLogger("eleva.request")
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
-# Swagger UI comes from a CDN and starts with an inline script.
+# Swagger UI's files are the app's own (/docs/assets/); its page starts with an inline script.
 DOCS_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'"
 )
 DOCS_ENDPOINTS = {"api-docs.openapi_swagger_ui"}
+MEDIA_PATHS = r"/media/.*"
 CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "X-CSRF-Token"]
 CORS_EXPOSE_HEADERS = ["X-Pagination", "ETag", "Location", "Retry-After", "X-Request-ID"]
 
@@ -80,16 +81,27 @@ def init_http(app: Flask) -> None:
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
         )
 
-    CORS(
-        app,
-        origins=app.config["CORS_ORIGINS"],
-        supports_credentials=True,
-        allow_headers=CORS_ALLOW_HEADERS,
-        expose_headers=CORS_EXPOSE_HEADERS,
-        max_age=600,
+    api_cors = {
+        "origins": app.config["CORS_ORIGINS"],
+        "supports_credentials": True,
+        "allow_headers": CORS_ALLOW_HEADERS,
+        "expose_headers": CORS_EXPOSE_HEADERS,
+        "max_age": 600,
         # No Origin header, no CORS headers (flask-cors would otherwise send them).
-        always_send=False,
-    )
+        "always_send": False,
+    }
+    # Stored files are public and cached for a year (immutable): the same headers for
+    # every request, Origin or not, so that a cached copy fetched by an <img> also serves
+    # a fetch() or a canvas. A wildcard, hence never with credentials.
+    media_cors = {
+        "origins": "*",
+        "send_wildcard": True,
+        "supports_credentials": False,
+        "always_send": True,
+        "methods": ["GET", "HEAD", "OPTIONS"],
+    }
+    # flask-cors tries the longest pattern first.
+    CORS(app, resources={MEDIA_PATHS: media_cors, r"/.*": api_cors})
     # A token API has no cookie session: skip Flask's per-request cookie signer (and
     # never send a session cookie).
     app.session_interface = NoSessions()
@@ -120,6 +132,10 @@ def init_http(app: Flask) -> None:
         )
         if "Authorization" in req.headers or req.path.startswith("/api/v1/auth"):
             headers["Cache-Control"] = "no-store"
+        if not req.path.startswith("/media/"):
+            # The API's CORS headers depend on the request's Origin, even when it sent
+            # none or one not allowed: a cache must not serve one origin's answer to another.
+            response.vary.add("Origin")
         # The access log is the server's (gunicorn.conf.py, werkzeug under `flask run`):
         # the app's own line is for debugging, and costs nothing when off.
         if log.isEnabledFor(logging.DEBUG):

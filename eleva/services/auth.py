@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import unicodedata
 import uuid
@@ -22,6 +23,7 @@ from eleva.core.passwords import (
     password_problems,
     verify_password,
 )
+from eleva.core.text import WHITESPACE
 from eleva.core.tokens import TokenPair
 from eleva.data import jobs
 from eleva.data.db import commit, db
@@ -116,8 +118,32 @@ def register(*, email: str, username: str, password: str, full_name: str | None 
 
 
 def login_key(login: str) -> str:
-    """The form of a login name that finds its account: what a rate limit counts."""
-    return unicodedata.normalize("NFKC", login).strip().lower()
+    """The form of a login name that finds its account.
+
+    The same trimming as the login field (``WHITESPACE``, U+FEFF included) and Python's
+    own, before and after NFKC: no padding of a name makes it another name.
+    """
+    key = unicodedata.normalize("NFKC", login.strip(WHITESPACE))
+    return key.strip(WHITESPACE).strip().lower()
+
+
+def login_counter(login: str) -> str:
+    """What the per-account login limit counts, for a login name as sent.
+
+    The account's id when the name finds one, so that its email and its username (in
+    any spelling) share one counter; otherwise the normalised name.
+    """
+    key = login_key(login)
+    column = User.email if "@" in key else User.username
+    user_id = db.session.scalar(select(User.id).where(func.lower(column) == key))
+    if user_id is not None:
+        return account_counter(user_id)
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"login:{digest}"
+
+
+def account_counter(user_id: int) -> str:
+    return f"account:{user_id}"
 
 
 def find_by_login(login: str) -> User | None:

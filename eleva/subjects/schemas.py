@@ -17,7 +17,11 @@ class SubjectBaseSchema(ma.Schema):
         validate=[validate.Length(min=1, max=120), has_visible_character],
         metadata={"example": "Linear algebra", "pattern": VISIBLE_PATTERN},
     )
-    description = Text(allow_none=True, validate=validate.Length(max=2000))
+    description = Text(
+        allow_none=True,
+        validate=validate.Length(max=2000),
+        metadata={"example": "Vectors, matrices, eigenvalues: MATH 221, spring term."},
+    )
     color = Text(
         allow_none=True,
         validate=validate.Regexp(COLOR_PATTERN, error="A colour is #RRGGBB, e.g. #3A7BD5."),
@@ -34,7 +38,7 @@ class SubjectCreateSchema(SubjectBaseSchema):
 
 
 class SubjectUpdateSchema(SubjectBaseSchema):
-    is_archived = StrictBoolean()
+    is_archived = StrictBoolean(metadata={"example": False})
 
 
 class SubjectSchema(ResponseSchema):

@@ -5,6 +5,8 @@ There is deliberately no route that lists users.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import marshmallow as ma
 from flask import current_app
 from flask.views import MethodView
@@ -37,6 +39,20 @@ class PictureUploadSchema(ma.Schema):
     file = Upload(required=True, metadata={"description": "JPEG, PNG, WebP or GIF."})
 
 
+def password_check_limits(view: Callable) -> Callable:
+    """The limits of a route that checks the caller's password: its own, shared by both
+    such routes (bcrypt costs ~250 ms a check), and the account's login counter, so a
+    stolen access token is no faster a way to guess the password than the login."""
+    view = limiter.shared_limit(
+        ratelimit.login_limit, scope=ratelimit.ACCOUNT_SCOPE, key_func=ratelimit.current_account
+    )(view)
+    return limiter.shared_limit(
+        ratelimit.password_check_limit,
+        scope=ratelimit.PASSWORD_CHECK_SCOPE,
+        key_func=ratelimit.current_user_id,
+    )(view)
+
+
 @blp.route("/me")
 class Me(MethodView):
     @blp.login_required
@@ -46,6 +62,8 @@ class Me(MethodView):
         return me
 
     @blp.login_required
+    # A 409 or a 200 tells whether an address is registered: changes of email are
+    # limited per user (other changes are not counted).
     @limiter.limit(
         ratelimit.email_change_limit,
         key_func=ratelimit.current_user_id,
@@ -55,6 +73,7 @@ class Me(MethodView):
     @blp.response(200, PrivateUserSchema)
     @blp.alt_response(409, response="CONFLICT")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def patch(self, me: CurrentUser, changes):
         """Change any of full_name, bio (≤ 500), username, email, privacy (itself partial).
 
@@ -66,23 +85,35 @@ class Me(MethodView):
         return users.update_profile(me.id, changes)
 
     @blp.login_required
+    @password_check_limits
     @blp.arguments(PasswordConfirmSchema)
     @blp.response(204)
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def delete(self, me: CurrentUser, data):
-        """Deactivate your account (data kept); every session ends. Needs your password."""
+        """Deactivate your account (data kept); every session ends. Needs your password.
+
+        A wrong password is a 422 field error. Password checks are limited per user
+        (``RATELIMIT_PASSWORD_CHECK``) and count against the account's login limit: 429.
+        """
         users.deactivate(me.id, password=data["password"])
 
 
 @blp.route("/me/password")
 class MyPassword(MethodView):
     @blp.login_required
+    @password_check_limits
     @blp.arguments(PasswordChangeSchema)
     @blp.response(204)
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def put(self, me: CurrentUser, data):
         """Change your password. Every other session ends; this one keeps working.
 
         A wrong current password, or a new one that breaks the rules, is a 422 field
-        error (``current_password`` / ``new_password``).
+        error (``current_password`` / ``new_password``). Password checks are limited per
+        user (``RATELIMIT_PASSWORD_CHECK``) and count against the account's login
+        limit, as failed logins do: 429 with ``Retry-After``.
         """
         users.change_password(me.id, me.session_id, **data)
 

@@ -49,7 +49,7 @@ def email_field(**kwargs: Any) -> Text:
     )
 
 
-def password_field(**kwargs: Any) -> Text:
+def password_field(*, metadata: dict[str, Any] | None = None, **kwargs: Any) -> Text:
     return Text(
         strip=False,
         validate=validate.Length(min=8, max=128),
@@ -58,20 +58,26 @@ def password_field(**kwargs: Any) -> Text:
             "description": "8 to 128 characters, any Unicode; not a common password, "
             "not the username or email.",
             "format": "password",
+            "example": "Enigma-rotor-1943",
+            **(metadata or {}),
         },
         **kwargs,
     )
 
 
 class PrivacySchema(ma.Schema):
-    profile_visibility = Text(validate=validate.OneOf(PROFILE_VISIBILITIES))
-    show_email = StrictBoolean()
+    profile_visibility = Text(
+        validate=validate.OneOf(PROFILE_VISIBILITIES), metadata={"example": "public"}
+    )
+    show_email = StrictBoolean(metadata={"example": False})
 
 
 class UserBaseSchema(ma.Schema):
     """What a user may set on their own profile."""
 
-    full_name = Text(allow_none=True, validate=validate.Length(max=100))
+    full_name = Text(
+        allow_none=True, validate=validate.Length(max=100), metadata={"example": "Ada Lovelace"}
+    )
 
 
 class UserCreateSchema(UserBaseSchema):
@@ -83,19 +89,33 @@ class UserCreateSchema(UserBaseSchema):
 class UserUpdateSchema(UserBaseSchema):
     """PATCH /users/me: every field optional; ``privacy`` itself partial."""
 
-    bio = Text(allow_none=True, validate=validate.Length(max=500))
+    bio = Text(
+        allow_none=True,
+        validate=validate.Length(max=500),
+        metadata={"example": "First programmer; notes on the Analytical Engine."},
+    )
     username = username_field()
     email = email_field()
     privacy = ma.fields.Nested(PrivacySchema)
 
 
 class PasswordChangeSchema(ma.Schema):
-    current_password = Text(strip=False, required=True, load_only=True)
-    new_password = password_field(required=True)
+    current_password = Text(
+        strip=False,
+        required=True,
+        load_only=True,
+        metadata={"format": "password", "example": "Enigma-rotor-1943"},
+    )
+    new_password = password_field(required=True, metadata={"example": "Bombe-at-Bletchley-1940"})
 
 
 class PasswordConfirmSchema(ma.Schema):
-    password = Text(strip=False, required=True, load_only=True)
+    password = Text(
+        strip=False,
+        required=True,
+        load_only=True,
+        metadata={"format": "password", "example": "Enigma-rotor-1943"},
+    )
 
 
 class PrivacyViewSchema(ResponseSchema):

@@ -46,6 +46,8 @@ _CONFIG_PREFIXES = (
     "MAX_",
     "BCRYPT_",
     "RATELIMIT_",
+    "REDIS_URL",
+    "PUBLIC_BASE_URL",
     "TRUSTED_PROXY",
     "API_DOCS",
     "LOG_LEVEL",
