@@ -28,9 +28,10 @@ class LoginSchema(ma.Schema):
         load_default=False,
         load_only=True,
         metadata={
+            "example": False,
             "description": "Put the refresh token in the HttpOnly cookie eleva_refresh "
             "(Path=/api/v1/auth) instead of the body; the body then has csrf_token, to "
-            "send back as X-CSRF-Token with POST /refresh."
+            "send back as X-CSRF-Token with POST /refresh.",
         },
     )
 
@@ -70,7 +71,10 @@ def link_token_field(**kwargs) -> Text:
         required=True,
         validate=validate.Length(min=1, max=256),
         load_only=True,
-        metadata={"description": "The token of the link sent by email."},
+        metadata={
+            "description": "The token of the link sent by email.",
+            "example": "Xq3vN0bYfH2kLr8sT1uW5zA7cE9gJ4mP6oR2tV8yB0d",
+        },
         **kwargs,
     )
 

@@ -47,7 +47,7 @@ class DirectUploadCreateSchema(ma.Schema):
         required=True,
         strict=True,
         validate=validate.Range(min=1, max=2**53),
-        metadata={"description": "Exactly the bytes that will be sent."},
+        metadata={"description": "Exactly the bytes that will be sent.", "example": 482133},
     )
     title = title_field()
 
@@ -57,7 +57,7 @@ class DocumentUpdateSchema(ma.Schema):
     subject_id = ma.fields.Integer(
         strict=True,
         validate=validate.Range(min=1, max=2**31 - 1),
-        metadata={"description": "Move the document to another of your subjects."},
+        metadata={"description": "Move the document to another of your subjects.", "example": 2},
     )
 
 

@@ -49,7 +49,7 @@ class NoteUpdateSchema(ma.Schema):
     body = _body()
     subject_id = StrictInteger(
         validate=validate.Range(min=1, max=MAX_ID, error="No such subject among yours."),
-        metadata={"description": "Move the note to another of your subjects."},
+        metadata={"description": "Move the note to another of your subjects.", "example": 2},
     )
 
 
