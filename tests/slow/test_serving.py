@@ -23,7 +23,16 @@ from tests.slow.support import Server, assert_http_error
 pytestmark = pytest.mark.slow
 
 # Response headers that are about the transport or the one response, not its security.
-NOT_SECURITY = {"content-type", "content-length", "date", "server", "connection", "x-request-id"}
+# Vary: Origin is the app's CORS bookkeeping; the server's own errors carry no CORS headers.
+NOT_SECURITY = {
+    "content-type",
+    "content-length",
+    "date",
+    "server",
+    "connection",
+    "x-request-id",
+    "vary",
+}
 
 
 @pytest.fixture
