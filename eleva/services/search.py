@@ -30,6 +30,7 @@ from eleva.data.models import (
     SUBJECT_SEARCH,
     search_vector,
 )
+from eleva.services.subjects import like_escaped
 
 CONFIG = SEARCH_CONFIG
 KINDS = ("subject", "note", "document")
@@ -162,7 +163,7 @@ def _fallback(
     limit: int,
 ) -> Results:
     params: dict[str, Any] = {"owner_id": owner_id, "subject_id": subject_id}
-    params.update({f"w{i}": f"%{_like_escaped(word)}%" for i, word in enumerate(words)})
+    params.update({f"w{i}": f"%{like_escaped(word)}%" for i, word in enumerate(words)})
     branches = []
     for s in sources:
         matches = " AND ".join(
@@ -187,8 +188,3 @@ def _fallback(
         items.append(Hit(row.kind, row.id, row.subject_id, row.title, *_snippet(snippet)))
     return Results(items, total)
 
-
-def _like_escaped(term: str) -> str:
-    for char in ("/", "%", "_"):
-        term = term.replace(char, "/" + char)
-    return term

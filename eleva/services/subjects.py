@@ -64,7 +64,7 @@ def list_subjects(
     count of the matches."""
     params: dict[str, Any] = {"owner_id": owner_id}
     if q:
-        params["term"] = _like_escaped(q.lower())
+        params["term"] = like_escaped(q.lower())
     offset = min((page - 1) * page_size, MAX_OFFSET)
     rows = _page(archived, sort, bool(q)).all(**params, offset=offset, limit=page_size)
     # One row even for an empty page (the total, subject columns NULL).
@@ -127,7 +127,7 @@ def _as_tuple(*values: Any) -> tuple:
 LIKE_ESCAPE = "/"
 
 
-def _like_escaped(term: str) -> str:
+def like_escaped(term: str) -> str:
     """``term`` matched literally by LIKE: its wildcards and the escape character escaped."""
     for char in (LIKE_ESCAPE, "%", "_"):
         term = term.replace(char, LIKE_ESCAPE + char)
