@@ -59,6 +59,22 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     return value
 
 
+def _seconds_list(env: Mapping[str, str], name: str, default: list[int]) -> list[int]:
+    """Comma-separated whole seconds, e.g. ``10,60,300``."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        values = [int(part) for part in raw.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be whole seconds separated by commas, not {raw!r}"
+        ) from None
+    if any(value < 0 for value in values):
+        raise ConfigError(f"{name} must not be negative: {raw!r}")
+    return values
+
+
 def database_url(raw: str) -> str:
     """Map the URLs PaaS hand out (``postgres://``) to SQLAlchemy's psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -245,8 +261,11 @@ class Config:
         # An SMTP server that stops answering must not hold a job (or a request) forever.
         self.MAIL_TIMEOUT = _int(env, "MAIL_TIMEOUT", 10, minimum=1)
         self.JOB_RETRIES = _int(env, "JOB_RETRIES", 3)
-        self.JOB_RETRY_INTERVALS = [10, 60, 300]  # seconds before each retry
+        self.JOB_RETRY_INTERVALS = _seconds_list(env, "JOB_RETRY_INTERVALS", [10, 60, 300])
         self.JOB_TIMEOUT = _int(env, "JOB_TIMEOUT", 60, minimum=1)
+        # A document's text extraction stops reading after this long (then ``failed``);
+        # the worker kills a job still running TEXT_EXTRACTION_SECONDS + 30 s later.
+        self.TEXT_EXTRACTION_SECONDS = _int(env, "TEXT_EXTRACTION_SECONDS", 30, minimum=1)
 
         # OpenAPI (flask-smorest) ------------------------------------------------------
         self.API_TITLE = "Eléva API"

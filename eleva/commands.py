@@ -20,7 +20,7 @@ from eleva.data import jobs
 from eleva.data.db import db
 from eleva.data.models import AccountToken, LoginSession, Subject, User, utcnow
 from eleva.data.storage import StorageError, storage
-from eleva.services import auth, documents, emails
+from eleva.services import auth, document_text, documents, emails
 from eleva.users.schemas import UserCreateSchema
 
 DEMO_USERNAME = "demo"
@@ -383,3 +383,13 @@ def jobs_worker(burst: bool) -> None:
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set: jobs run in the web process")
     jobs.work(burst=burst)
+
+
+@jobs_cli.command("extract-text")
+def jobs_extract_text() -> None:
+    """Queue the text extraction of every document whose text is still pending (after
+    the queue was down at upload time, or after a deploy lost queued jobs)."""
+    pending = document_text.pending_documents()
+    for document_id in pending:
+        document_text.start(document_id)
+    click.echo(f"Queued the text extraction of {len(pending)} document(s).")

@@ -55,6 +55,14 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
+def include_object(obj, name, type_, reflected, compare_to):
+    """Compare only what exists on this database: an object of the metadata made for
+    some dialects only (``info["dialects"]``, e.g. PostgreSQL's GIN search indexes) is
+    not missing from another."""
+    dialects = getattr(obj, "info", {}).get("dialects")
+    return not dialects or context.get_bind().dialect.name in dialects
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -101,6 +109,7 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
     conf_args.setdefault("render_item", render_item)
+    conf_args.setdefault("include_object", include_object)
 
     connectable = get_engine()
 

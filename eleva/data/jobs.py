@@ -60,8 +60,9 @@ def name_of(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
 
 
-def enqueue(func: Callable[..., Any], /, **kwargs: Any) -> None:
-    """Run ``func(**kwargs)`` in the background (or now, without Redis)."""
+def enqueue(func: Callable[..., Any], /, *, job_timeout: int | None = None, **kwargs: Any) -> None:
+    """Run ``func(**kwargs)`` in the background (or now, without Redis); the worker
+    stops it after ``job_timeout`` seconds (default ``JOB_TIMEOUT``)."""
     name = name_of(func)
     conn = connection()
     if conn is None:
@@ -75,7 +76,7 @@ def enqueue(func: Callable[..., Any], /, **kwargs: Any) -> None:
             name,
             kwargs,
             description=name,  # what RQ logs: the task, never its arguments
-            job_timeout=config["JOB_TIMEOUT"],
+            job_timeout=job_timeout or config["JOB_TIMEOUT"],
             retry=Retry(max=retries, interval=config["JOB_RETRY_INTERVALS"]) if retries else None,
             failure_ttl=7 * 24 * 3600,
         )
@@ -114,6 +115,27 @@ def perform(name: str, kwargs: dict[str, Any]) -> None:
         attempt = retries - left + 1 if left is not None else retries + 1
         _log_failure(name, exc, attempt, retries + 1)
         raise
+
+
+def earlier_attempt_died() -> bool:
+    """For a job whose input can kill its process (a hostile file): True when an earlier
+    attempt of this very job started and never ended, its work horse killed (timeout,
+    memory); the job should then give up rather than be killed again. Otherwise this
+    attempt is recorded as started; :func:`attempt_ended` records that it ended."""
+    job = get_current_job()
+    if job is None:  # in the web process: there is no earlier attempt to know of
+        return False
+    if job.meta.get("started"):
+        return True
+    job.meta["started"] = True
+    job.save_meta()
+    return False
+
+
+def attempt_ended() -> None:
+    job = get_current_job()
+    if job is not None and job.meta.pop("started", None):
+        job.save_meta()
 
 
 def _call(name: str, kwargs: dict[str, Any]) -> None:

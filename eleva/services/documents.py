@@ -56,6 +56,7 @@ from eleva.data.storage import (
     storage,
     unsign,
 )
+from eleva.services import document_text
 
 log = logging.getLogger("eleva.documents")
 
@@ -101,16 +102,14 @@ def default_title(filename: str) -> str:
     return (stem or filename)[:200]
 
 
-# -- the seam for text extraction ---------------------------------------------------------
+# -- text extraction ------------------------------------------------------------------
 
 
 def document_ready(document: Document) -> None:
-    """Called once a document's bytes are stored, checked and committed (``ready``).
-
-    Text extraction for search (a later issue) starts here: a document whose
-    ``text_status`` is ``pending`` (PDF, text, Markdown, DOCX) gets its job enqueued,
-    and the job sets ``ready`` or ``failed``. Until then it stays ``pending``.
-    """
+    """Called once a document's bytes are stored, checked and committed (``ready``):
+    a document with text (PDF, text, Markdown, DOCX) gets its extraction job."""
+    if document.text_status == "pending" and document_text.start(document.id):
+        db.session.refresh(document)  # extracted at once (development): answer what it is
 
 
 # -- uploads through the API --------------------------------------------------------------

@@ -1,11 +1,11 @@
 """Search across the caller's subjects, notes and documents.
 
-PostgreSQL: full-text search through expression GIN indexes that start with the owner
-(``owner_id``, then the row's weighted ``tsvector``: btree_gin), so a search reads only
-the caller's index entries; ``eleva_search`` is a language-neutral configuration that
-drops accents (``unaccent``), built by the migrations. The vector of a row is computed
-from its columns, so every write is searchable as soon as it commits. Ranked with
-``ts_rank``; the snippet is ``ts_headline`` of the same query over the same text.
+PostgreSQL: full-text search through GIN indexes that start with the owner (``owner_id``,
+then the row's weighted ``search_vector``: btree_gin), so a search reads only the
+caller's index entries; ``eleva_search`` is a language-neutral configuration that drops
+accents (``unaccent``), built by the migrations. The vector is a generated column, so
+every write is searchable as soon as it commits. Ranked with ``ts_rank``; the snippet is
+``ts_headline`` of the same query over the same text (its first HEADLINE_CHARS).
 
 SQLite (development): every word must appear (accents and case folded), ranked by
 matches in the title; the snippet is cut around the first match in Python.
@@ -28,12 +28,12 @@ from eleva.data.models import (
     NOTE_SEARCH,
     SEARCH_CONFIG,
     SUBJECT_SEARCH,
-    search_vector,
 )
 from eleva.services.subjects import like_escaped
 
 CONFIG = SEARCH_CONFIG
 KINDS = ("subject", "note", "document")
+HEADLINE_CHARS = 10_000
 
 
 @dataclass(frozen=True)
@@ -47,16 +47,11 @@ class Source:
     body: str  # text searched besides the title, '' when there is none
     visible: str = "TRUE"  # which rows the owner may find
 
-    @property
-    def vector(self) -> str:
-        return search_vector(self.title, self.body)  # the table's index expression
-
 
 SOURCES: dict[str, Source] = {
     "subject": Source("subject", "subjects", "id", *SUBJECT_SEARCH),
     "note": Source("note", "notes", "subject_id", *NOTE_SEARCH),
-    # A direct upload is found once completed. Extracted text joins the body with the
-    # text-extraction job (not built yet): title and file name meanwhile.
+    # A direct upload is found once completed; its text once extracted (it is '' before).
     "document": Source(
         "document", "documents", "subject_id", *DOCUMENT_SEARCH, "t.status = 'ready'"
     ),
@@ -108,23 +103,32 @@ def _postgres(
     limit: int,
 ) -> Results:
     query = f"to_tsquery('{CONFIG}'::regconfig, :tsq)"
+    # Ranked on the stored vectors (normalised by length: a long document does not win
+    # by size alone); only the page's rows are read again for their snippets.
     branches = [
         f"SELECT '{s.kind}' AS kind, t.id, t.{s.subject_id} AS subject_id, "  # nosec B608
-        f"t.{s.title} AS title, {s.body} AS body, ts_rank({s.vector}, {query}) AS rank "
-        f"FROM {s.table} t WHERE t.owner_id = :owner_id AND {s.vector} @@ {query} "
+        f"t.{s.title} AS title, ts_rank(t.search_vector, {query}, 1) AS rank "
+        f"FROM {s.table} t WHERE t.owner_id = :owner_id AND t.search_vector @@ {query} "
         f"AND {s.visible}"
         + (f" AND t.{s.subject_id} = :subject_id" if subject_id is not None else "")
         for s in sources
     ]
+    # The snippet comes from the start of a long text (HEADLINE_CHARS): ts_headline
+    # parses all it is given, and a page of long documents would cost milliseconds each.
+    bodies = " ".join(
+        f"WHEN '{s.kind}' THEN (SELECT left({s.body}, {HEADLINE_CHARS}) "  # nosec B608
+        f"FROM {s.table} t WHERE t.id = p.id)"
+        for s in sources
+    )
     headline = (
-        f"ts_headline('{CONFIG}'::regconfig, m.title || E'\\n' || m.body, {query}, "
-        f"'StartSel={text_search.START_MARK}, StopSel={text_search.STOP_MARK}, "
+        f"ts_headline('{CONFIG}'::regconfig, p.title || E'\\n' || CASE p.kind {bodies} END, "
+        f"{query}, 'StartSel={text_search.START_MARK}, StopSel={text_search.STOP_MARK}, "
         "MaxWords=30, MinWords=12, MaxFragments=1, FragmentDelimiter=…')"
     )
     sql = (
-        f"SELECT p.kind, p.id, p.subject_id, p.title, p.total, p.marked FROM ("  # nosec B608
-        f"SELECT m.kind, m.id, m.subject_id, m.title, m.rank, count(*) OVER () AS total, "
-        f"{headline} AS marked FROM ({' UNION ALL '.join(branches)}) m "
+        f"SELECT p.kind, p.id, p.subject_id, p.title, p.total, {headline} AS marked "  # nosec B608
+        f"FROM (SELECT m.kind, m.id, m.subject_id, m.title, m.rank, count(*) OVER () AS total "
+        f"FROM ({' UNION ALL '.join(branches)}) m "
         f"ORDER BY m.rank DESC, m.kind, m.id LIMIT :limit OFFSET :offset) p "
         f"ORDER BY p.rank DESC, p.kind, p.id"
     )
@@ -187,4 +191,3 @@ def _fallback(
         snippet = text_search.find_snippet(f"{row.title}\n{row.body}", words)
         items.append(Hit(row.kind, row.id, row.subject_id, row.title, *_snippet(snippet)))
     return Results(items, total)
-
