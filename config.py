@@ -243,6 +243,12 @@ class Config:
         self.JWT_COOKIE_SAMESITE = samesite
         # A browser drops a SameSite=None cookie that is not Secure.
         self.JWT_COOKIE_SECURE = self.ENV_NAME == "production" or samesite == "None"
+        # SameSite=None means the SPA is on another site, where the cookie is a third-party
+        # one: browsers that block those (Chromium here, Safari, Firefox's strict mode)
+        # still keep it when Partitioned (CHIPS), in a jar of the SPA's site — the only
+        # place the SPA ever refreshes from (tests/slow/test_browser.py). Browsers that
+        # do not know the attribute ignore it.
+        self.REFRESH_COOKIE_PARTITIONED = samesite == "None"
         self.JWT_CSRF_IN_COOKIES = False
         self.JWT_REFRESH_CSRF_HEADER_NAME = "X-CSRF-Token"
         self.JWT_SESSION_COOKIE = False  # Max-Age: the refresh lifetime

@@ -232,17 +232,31 @@ def test_cookie_refreshes_are_limited_per_cookie(client, user):
     assert client.post(REFRESH, headers=user.refresh_headers).status_code == 200
 
 
-@pytest.mark.config(JWT_COOKIE_SAMESITE="None", JWT_COOKIE_SECURE=True)
-def test_samesite_none_cookies_are_secure(client, user):
-    header = set_cookie_header(cookie_login(client))
+@pytest.mark.config(
+    JWT_COOKIE_SAMESITE="None", JWT_COOKIE_SECURE=True, REFRESH_COOKIE_PARTITIONED=True
+)
+def test_samesite_none_cookies_are_secure_and_partitioned(client, user):
+    login = cookie_login(client)
+    header = set_cookie_header(login)
     assert "SameSite=None" in header and "Secure" in header
+    # A browser that blocks third-party cookies keeps a cross-site SPA's only when
+    # Partitioned (tests/slow/test_browser.py) ...
+    assert "Partitioned" in header
+    # ... and clears it only with a Set-Cookie that names the partitioned cookie.
+    logout = client.post(LOGOUT, headers=bearer(login.json["access_token"]))
+    assert logout.status_code == 204
+    cleared = set_cookie_header(logout)
+    assert "Max-Age=0" in cleared and "Partitioned" in cleared and "Secure" in cleared
 
 
 def test_cookie_settings_follow_the_environment():
     assert DevelopmentConfig({}).JWT_COOKIE_SAMESITE == "Strict"
     assert DevelopmentConfig({}).JWT_COOKIE_SECURE is False
+    assert DevelopmentConfig({}).REFRESH_COOKIE_PARTITIONED is False
     none = DevelopmentConfig({"REFRESH_COOKIE_SAMESITE": "none"})
     assert none.JWT_COOKIE_SAMESITE == "None" and none.JWT_COOKIE_SECURE is True
+    assert none.REFRESH_COOKIE_PARTITIONED is True
+    assert ProductionConfig({}).REFRESH_COOKIE_PARTITIONED is False
     assert ProductionConfig({}).JWT_COOKIE_SECURE is True
     assert DevelopmentConfig({"REFRESH_COOKIE_SAMESITE": "lax"}).JWT_COOKIE_SAMESITE == "Lax"
     from config import ConfigError

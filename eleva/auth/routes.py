@@ -75,8 +75,9 @@ class Login(MethodView):
 
         With ``refresh_in_cookie: true`` the refresh token is set as the HttpOnly cookie
         ``eleva_refresh`` (Path=/api/v1/auth, SameSite per REFRESH_COOKIE_SAMESITE,
-        Secure in production or with SameSite=None, Max-Age the refresh lifetime) and
-        the body has ``csrf_token`` instead of ``refresh_token``.
+        Secure in production or with SameSite=None, Partitioned with SameSite=None,
+        Max-Age the refresh lifetime) and the body has ``csrf_token`` instead of
+        ``refresh_token``.
         """
         in_cookie = data.pop("refresh_in_cookie")
         pair = auth.login(**data, user_agent=request.user_agent.string, ip=request.remote_addr)

@@ -17,7 +17,6 @@ from flask_jwt_extended import (
     JWTManager,
     decode_token,
     get_csrf_token,
-    set_refresh_cookies,
 )
 from flask_jwt_extended.exceptions import JWTExtendedException
 
@@ -177,7 +176,7 @@ def token_answer(pair: TokenPair, *, in_cookie: bool) -> dict[str, object]:
 
     @after_this_request
     def set_cookie(response: Response) -> Response:
-        set_refresh_cookies(response, pair.refresh_token, max_age=pair.refresh_expires_in)
+        _set_refresh_cookie(response, pair.refresh_token, max_age=pair.refresh_expires_in)
         return response
 
     return body
@@ -189,18 +188,27 @@ def clear_refresh_cookie() -> None:
 
     @after_this_request
     def unset(response: Response) -> Response:
-        config = current_app.config
-        response.set_cookie(
-            config["JWT_REFRESH_COOKIE_NAME"],
-            "",
-            max_age=0,
-            expires=0,
-            path=config["JWT_REFRESH_COOKIE_PATH"],
-            secure=config["JWT_COOKIE_SECURE"],
-            httponly=True,
-            samesite=config["JWT_COOKIE_SAMESITE"],
-        )
+        _set_refresh_cookie(response, "", max_age=0, expires=0)
         return response
+
+
+def _set_refresh_cookie(
+    response: Response, value: str, *, max_age: int, expires: int | None = None
+) -> None:
+    # Setting and clearing name the same cookie: a browser keeps a Partitioned cookie
+    # apart from an unpartitioned one of the same name, so the attributes must match.
+    config = current_app.config
+    response.set_cookie(
+        config["JWT_REFRESH_COOKIE_NAME"],
+        value,
+        path=config["JWT_REFRESH_COOKIE_PATH"],
+        secure=config["JWT_COOKIE_SECURE"],
+        httponly=True,
+        samesite=config["JWT_COOKIE_SAMESITE"],
+        partitioned=config["REFRESH_COOKIE_PARTITIONED"],
+        max_age=max_age,
+        expires=expires,
+    )
 
 
 def current_user_id() -> int | None:
