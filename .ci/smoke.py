@@ -1,8 +1,10 @@
 """Run the Procfile as a PaaS would, against PostgreSQL, and talk to it over HTTP.
 
 release: `flask db upgrade` on a fresh database; web: the Procfile's gunicorn command on
-a free port with two workers, in the production configuration. Then: /health/ready, a
-register → login → GET /users/me round trip, and a clean exit on SIGTERM.
+a free port with two workers, in the production configuration; worker: the Procfile's job
+worker on the local Redis (database 12, emptied first). Then: /health/ready, a
+register → login → GET /users/me round trip, a text document whose text the worker
+extracts and search then finds, and a clean exit on SIGTERM of both processes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DB = "eleva_ci_smoke"
+REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
 def free_port() -> int:
@@ -43,6 +46,22 @@ def call(
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def upload(url: str, token: str, filename: str, data: bytes) -> tuple[int, dict]:
+    boundary = "eleva-smoke-boundary"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+        f'filename="{filename}"\r\nContent-Type: text/plain\r\n\r\n'
+    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=body, method="POST")
+    request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
 
@@ -83,6 +102,7 @@ def main() -> int:
         "JWT_SECRET_KEY": "smoke-" + "j" * 40,
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
         "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
+        "REDIS_URL": REDIS_URL,
         "LOCAL_STORAGE_PATH": media,
         "PORT": str(port),
         "WEB_CONCURRENCY": "2",
@@ -92,6 +112,9 @@ def main() -> int:
     print("release:", commands["release"].strip())
     subprocess.run(shlex.split(commands["release"]), cwd=ROOT, env=env, check=True)
 
+    subprocess.run(["redis-cli", "-u", REDIS_URL, "flushdb"], check=True, capture_output=True)
+    print("worker:", commands["worker"].strip())
+    worker = subprocess.Popen(shlex.split(commands["worker"]), cwd=ROOT, env=env)
     print("web:", commands["web"].strip(), f"(PORT={port}, WEB_CONCURRENCY=2)")
     web = subprocess.Popen(shlex.split(commands["web"]), cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -128,6 +151,31 @@ def main() -> int:
         checks.append(
             ("GET /users/me → 200", status == 200 and me.get("email") == "smoke@example.com")
         )
+        token = tokens.get("access_token")
+        status, subject = call("POST", f"{base}/api/v1/subjects/", {"name": "Chemistry"}, token)
+        status, document = upload(
+            f"{base}/api/v1/subjects/{subject['id']}/documents",
+            token,
+            "lab.txt",
+            b"Titration of a weak acid with phenolphthalein",
+        )
+        checks.append(("upload a text document → 201, text pending", status == 201))
+        text_status = document.get("text_status")
+        for _ in range(100):  # the worker extracts it
+            if text_status != "pending":
+                break
+            time.sleep(0.2)
+            text_status = call("GET", f"{base}/api/v1/documents/{document['id']}", token=token)[
+                1
+            ].get("text_status")
+        checks.append(("the worker: text_status → ready", text_status == "ready"))
+        status, hits = call("GET", f"{base}/api/v1/search?q=phenolphth", token=token)
+        checks.append(
+            (
+                "search finds the extracted text",
+                status == 200 and [h["id"] for h in hits] == [document["id"]],
+            )
+        )
         status, body = call("GET", f"{base}/api/v1/nothing-here")
         checks.append(
             ("unknown URL → 404 in the error shape", status == 404 and body.get("code") == 404)
@@ -147,9 +195,11 @@ def main() -> int:
         failed = [name for name, ok in checks if not ok]
     finally:
         web.send_signal(signal.SIGTERM)
+        worker.send_signal(signal.SIGTERM)
         code = web.wait(timeout=40)
-    print(f"gunicorn exited with {code} after SIGTERM")
-    return 1 if failed or code != 0 else 0
+        worker_code = worker.wait(timeout=40)
+    print(f"gunicorn exited with {code}, the worker with {worker_code} after SIGTERM")
+    return 1 if failed or code != 0 or worker_code != 0 else 0
 
 
 if __name__ == "__main__":

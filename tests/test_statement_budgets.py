@@ -35,6 +35,9 @@ BUDGETS = [
     ("delete", NOTES + "{nid}", None, 3),  # caller; lock; delete
     ("get", ME + "/sessions", None, 2),  # caller; the page with its total
     ("delete", ME + "/sessions", None, 2),  # caller; one UPDATE ends the others
+    # caller; then PostgreSQL: a planner setting, the page with its total (ranked, quoted);
+    # SQLite: the count, the page
+    ("get", "/api/v1/search?q=s", None, 3),
 ]
 
 

@@ -86,7 +86,17 @@ class DocumentSchema(ResponseSchema):
     size = ma.fields.Integer(required=True, metadata={"description": "Bytes."})
     status = ma.fields.String(required=True, metadata={"enum": ["ready", "uploading"]})
     text_status = ma.fields.String(
-        required=True, metadata={"enum": ["pending", "ready", "failed", "none"]}
+        required=True,
+        metadata={
+            "enum": ["pending", "ready", "failed", "none"],
+            "description": (
+                "The text extracted for search by a background job: pending, then ready "
+                "or failed (a malformed, encrypted or hostile file, or one that took too "
+                "long); none for images and other types without text (PDF, text, "
+                "Markdown and DOCX have text). At most the first 100 pages and 100,000 "
+                "characters are read."
+            ),
+        },
     )
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(required=True)

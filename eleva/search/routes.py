@@ -22,7 +22,11 @@ class Search(MethodView):
         """Search your subjects, notes and documents, most relevant first.
 
         Case- and accent-insensitive; every word must match, the last one also as a
-        prefix. Only your own material is ever read.
+        prefix. Subjects by name and description, notes by title and body, documents
+        by title, file name and extracted text (once their `text_status` is ready).
+        Only your own material is ever read. `snippet` is plain text around the best
+        match (for a long document, from its first 2,000 characters); `highlights` are
+        `[start, end)` offsets of matched words in it, in Unicode code points.
         """
         results = search.search(
             me.id,

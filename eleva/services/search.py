@@ -26,14 +26,18 @@ from eleva.data.db import db, dialect_name
 from eleva.data.models import (
     DOCUMENT_SEARCH,
     NOTE_SEARCH,
+    RANKED_CHARS,
     SEARCH_CONFIG,
     SUBJECT_SEARCH,
+    owner_lexeme,
 )
 from eleva.services.subjects import like_escaped
 
 CONFIG = SEARCH_CONFIG
 KINDS = ("subject", "note", "document")
-HEADLINE_CHARS = 10_000
+# ts_headline parses all it is given: a snippet comes from the start of a long text
+# (what documents are ranked by too).
+HEADLINE_CHARS = RANKED_CHARS
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Source:
     title: str
     body: str  # text searched besides the title, '' when there is none
     visible: str = "TRUE"  # which rows the owner may find
+    rank: str = "search_vector"  # the vector ranked
 
 
 SOURCES: dict[str, Source] = {
@@ -53,7 +58,7 @@ SOURCES: dict[str, Source] = {
     "note": Source("note", "notes", "subject_id", *NOTE_SEARCH),
     # A direct upload is found once completed; its text once extracted (it is '' before).
     "document": Source(
-        "document", "documents", "subject_id", *DOCUMENT_SEARCH, "t.status = 'ready'"
+        "document", "documents", "subject_id", *DOCUMENT_SEARCH, "t.status = 'ready'", "rank_vector"
     ),
 }
 
@@ -107,14 +112,13 @@ def _postgres(
     # by size alone); only the page's rows are read again for their snippets.
     branches = [
         f"SELECT '{s.kind}' AS kind, t.id, t.{s.subject_id} AS subject_id, "  # nosec B608
-        f"t.{s.title} AS title, ts_rank(t.search_vector, {query}, 1) AS rank "
-        f"FROM {s.table} t WHERE t.owner_id = :owner_id AND t.search_vector @@ {query} "
+        f"t.{s.title} AS title, ts_rank(t.{s.rank}, {query}, 1) AS rank "
+        f"FROM {s.table} t WHERE t.owner_id = :owner_id "
+        f"AND t.search_vector @@ ({query} && CAST(:owner_lexeme AS tsquery)) "
         f"AND {s.visible}"
         + (f" AND t.{s.subject_id} = :subject_id" if subject_id is not None else "")
         for s in sources
     ]
-    # The snippet comes from the start of a long text (HEADLINE_CHARS): ts_headline
-    # parses all it is given, and a page of long documents would cost milliseconds each.
     bodies = " ".join(
         f"WHEN '{s.kind}' THEN (SELECT left({s.body}, {HEADLINE_CHARS}) "  # nosec B608
         f"FROM {s.table} t WHERE t.id = p.id)"
@@ -123,7 +127,7 @@ def _postgres(
     headline = (
         f"ts_headline('{CONFIG}'::regconfig, p.title || E'\\n' || CASE p.kind {bodies} END, "
         f"{query}, 'StartSel={text_search.START_MARK}, StopSel={text_search.STOP_MARK}, "
-        "MaxWords=30, MinWords=12, MaxFragments=1, FragmentDelimiter=…')"
+        "MaxWords=30, MinWords=12')"
     )
     sql = (
         f"SELECT p.kind, p.id, p.subject_id, p.title, p.total, {headline} AS marked "  # nosec B608
@@ -135,10 +139,15 @@ def _postgres(
     params: dict[str, Any] = {
         "tsq": text_search.tsquery(words),
         "owner_id": owner_id,
+        "owner_lexeme": owner_lexeme(owner_id),
         "subject_id": subject_id,
         "limit": limit,
         "offset": offset,
     }
+    # The planner costs testing a row's vector as one cheap comparison; a document's
+    # vector is read back from TOAST first. On a small table it would then scan the
+    # table rather than the owner's GIN index: here, in this transaction, it may not.
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))
     rows = db.session.execute(text(sql), params).all()
     items = [
         Hit(kind, id_, sid, title, *_snippet(text_search.from_marked(marked)))
