@@ -300,6 +300,8 @@ def test_patch_to_a_subject_not_yours_is_a_field_error(client, user, other, subj
         {"title": ""},
         {"title": "   "},
         {"subject_id": "1"},
+        {"subject_id": True},  # a bool is not a subject id (Python's True == 1)
+        {"subject_id": 1.0},
         {"size": 3},
         {"status": "ready"},
         {"owner_id": 1},

@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask_smorest.fields import Upload
 from marshmallow import validate
 
-from eleva.http.fields import VISIBLE_PATTERN, Text, has_visible_character
+from eleva.http.fields import VISIBLE_PATTERN, StrictInteger, Text, has_visible_character
 from eleva.http.schemas import ResponseSchema
 from eleva.services.documents import SORT_KEYS
 
@@ -54,8 +54,7 @@ class DirectUploadCreateSchema(ma.Schema):
 
 class DocumentUpdateSchema(ma.Schema):
     title = title_field()
-    subject_id = ma.fields.Integer(
-        strict=True,
+    subject_id = StrictInteger(
         validate=validate.Range(min=1, max=2**31 - 1),
         metadata={"description": "Move the document to another of your subjects.", "example": 2},
     )
