@@ -43,7 +43,7 @@ def transaction_modes(app):
 
 
 @requires_postgres
-def test_fast_reads_run_without_a_transaction_and_writes_inside_one(
+def test_fast_reads_and_single_statement_writes_run_alone_other_writes_in_a_transaction(
     client, user, transaction_modes
 ):
     with transaction_modes() as reads:
@@ -51,13 +51,17 @@ def test_fast_reads_run_without_a_transaction_and_writes_inside_one(
         assert client.get("/api/v1/subjects/", headers=user.headers).status_code == 200
     assert reads and all(autocommit for autocommit, _ in reads), reads
 
-    with transaction_modes() as writes:
+    with transaction_modes() as create:
         created = client.post("/api/v1/subjects/", json={"name": "Maths"}, headers=user.headers)
         assert created.status_code == 201
+    # The caller's check, then one INSERT … RETURNING: a transaction by itself (FastWrite).
+    assert create == [(True, "SELECT"), (True, "INSERT")], create
+
+    with transaction_modes() as writes:
         assert client.patch(ME, json={"bio": "hi"}, headers=user.headers).status_code == 200
-    assert any(verb == "INSERT" for _, verb in writes)
-    # The caller's check is a fast read; everything the request writes is in a transaction.
-    assert not any(autocommit for autocommit, verb in writes if verb != "SELECT"), writes
+    # A read then a write (the row locked, then updated): both inside one transaction.
+    assert writes[0] == (True, "SELECT") and writes[1:], writes
+    assert not any(autocommit for autocommit, _ in writes[1:]), writes
 
 
 # -- PostgreSQL: dead pooled connections ---------------------------------------------------

@@ -22,7 +22,7 @@ BUDGETS = [
     ("get", SUBJECTS + "?q=s&archived=all&sort=name", None, 2),
     ("get", SUBJECTS + "{sid}", None, 2),  # the caller; the subject
     ("post", SUBJECTS, {"name": "New one"}, 2),  # the caller; the insert
-    ("patch", SUBJECTS + "{sid}", {"description": "x"}, 3),  # caller; lock; update
+    ("patch", SUBJECTS + "{sid}", {"description": "x"}, 2),  # caller; update (no If-Match)
     ("delete", SUBJECTS + "{sid}", None, 4),  # caller; lock; its documents; delete (notes: cascade)
     ("patch", ME, {"bio": "hi"}, 3),  # caller; lock; update
     ("get", "/api/v1/users/nobody", None, 2),  # caller; the profile

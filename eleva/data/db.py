@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 import select
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from flask_sqlalchemy import SQLAlchemy
 from psycopg import pq
 from sqlalchemy import Engine, Index, MetaData, event
@@ -49,11 +52,12 @@ def unique_index(name: str, *expressions: Any, field: str, what: str | None = No
 _SQLITE_INDEX_RE = re.compile(r"UNIQUE constraint failed: index '([^']+)'")
 
 
-def _violated_index(exc: IntegrityError) -> str | None:
-    diag = getattr(exc.orig, "diag", None)  # psycopg
+def _violated_index(exc: Exception) -> str | None:
+    error = getattr(exc, "orig", exc)  # SQLAlchemy's wrapper, or the driver's own error
+    diag = getattr(error, "diag", None)  # psycopg
     if diag is not None and getattr(diag, "constraint_name", None):
         return diag.constraint_name
-    match = _SQLITE_INDEX_RE.search(str(exc.orig))
+    match = _SQLITE_INDEX_RE.search(str(error))
     return match.group(1) if match else None
 
 
@@ -72,9 +76,18 @@ def commit() -> None:
     The database's index is the guarantee of uniqueness, whatever ran concurrently: no
     lookup before the insert can promise it.
     """
-    try:
+    with unique_conflicts():
         db.session.commit()
-    except IntegrityError as exc:
+
+
+@contextmanager
+def unique_conflicts() -> Iterator[None]:
+    """A violated ``unique_index`` in the block (a statement or a commit, through the
+    session or straight on psycopg) rolls back and becomes a 409 naming its field; any
+    other IntegrityError goes on as it is."""
+    try:
+        yield
+    except (IntegrityError, psycopg.IntegrityError) as exc:
         db.session.rollback()
         field = _conflict_fields().get(_violated_index(exc) or "")
         if field is None:

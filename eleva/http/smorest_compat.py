@@ -34,10 +34,18 @@ class Blueprint(flask_smorest.Blueprint):
         """No 428: a write without If-Match is accepted."""
 
     def check_etag(self, etag_data: Any, etag_schema: Any = None) -> None:
-        if not request.if_match:
-            _get_etag_ctx()["etag_checked"] = True
-            return
-        super().check_etag(etag_data, etag_schema)
+        if self.if_match_sent():
+            super().check_etag(etag_data, etag_schema)
+
+    @staticmethod
+    def if_match_sent() -> bool:
+        """Whether the write carries If-Match. Without one there is nothing to check:
+        the write goes ahead, and is recorded as checked (no "ETag not checked" warning),
+        so a view may skip reading what it would have compared."""
+        if request.if_match:
+            return True
+        _get_etag_ctx()["etag_checked"] = True
+        return False
 
     def _prepare_etag_doc(self, doc: dict, doc_info: dict, **kwargs: Any) -> dict:
         doc = super()._prepare_etag_doc(doc, doc_info, **kwargs)

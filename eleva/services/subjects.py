@@ -9,11 +9,21 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, String, bindparam, func, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    bindparam,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 
 from eleva.core.errors import NotFound
 from eleva.data.db import commit, db
-from eleva.data.fastread import FastRead
+from eleva.data.fastread import FastRead, FastWrite
 from eleva.data.models import Subject, User, utcnow
 from eleva.services import documents
 
@@ -141,11 +151,49 @@ def _ordered(query: Select, sort: str, columns: Any) -> Select:
     return query.order_by(key.asc(), columns.id.asc())
 
 
-def create_subject(owner_id: int, data: dict[str, Any]) -> Subject:
-    subject = Subject(owner_id=owner_id, **_normalised(data))
-    db.session.add(subject)
-    commit()
-    return subject
+def create_subject(owner_id: int, data: dict[str, Any]) -> SubjectRow:
+    """A new subject of the owner's, in one statement; a name taken is a 409."""
+    now = utcnow()
+    values = {"description": None, "color": None, "is_archived": False, **_normalised(data)}
+    row = _CREATE.first(**_as_params({**values, "owner_id": owner_id}), now=now)
+    assert row is not None  # noqa: S101 (INSERT … RETURNING returns its row)
+    return row
+
+
+def _as_params(values: dict[str, Any]) -> dict[str, Any]:
+    # A bindparam may not share its column's name in VALUES or SET: v_<column>.
+    return {f"v_{field}": value for field, value in values.items()}
+
+
+def read_subject(owner_id: int, subject_id: int) -> SubjectRow:
+    """The owner's subject as committed (one fast read, no transaction), or NotFound."""
+    row = _ONE.first(owner_id=owner_id, subject_id=subject_id)
+    if row is None:
+        raise NotFound("No such subject.")
+    return row
+
+
+_COLUMNS = tuple(Subject.__table__.c[f] for f in SubjectRow._fields)
+_CREATE = FastWrite(
+    insert(Subject)
+    .values(
+        {
+            **{f: bindparam(f"v_{f}") for f in ("owner_id", "name", "description", "color")},
+            "is_archived": bindparam("v_is_archived"),
+            "note_count": 0,  # a compiled INSERT run on the driver applies no defaults
+            "created_at": bindparam("now"),
+            "updated_at": bindparam("now"),
+        }
+    )
+    .returning(*_COLUMNS),
+    SubjectRow,
+)
+_ONE = FastRead(
+    select(*_COLUMNS).where(
+        Subject.id == bindparam("subject_id"), Subject.owner_id == bindparam("owner_id")
+    ),
+    SubjectRow,
+)
 
 
 def get_subject(owner_id: int, subject_id: int, *, for_update: bool = False) -> Subject:
@@ -158,6 +206,33 @@ def get_subject(owner_id: int, subject_id: int, *, for_update: bool = False) -> 
     if subject is None:
         raise NotFound("No such subject.")
     return subject
+
+
+def update_subject_by_id(owner_id: int, subject_id: int, changes: dict[str, Any]) -> SubjectRow:
+    """Change the owner's subject in one statement, a transaction by itself (nothing is
+    read first: nothing is checked against its current state), or NotFound; a name
+    taken is a 409."""
+    values = _normalised(changes)
+    row = _updating(tuple(sorted(values))).first(
+        **_as_params(values), key_owner=owner_id, key_id=subject_id, now=utcnow()
+    )
+    if row is None:
+        raise NotFound("No such subject.")
+    return row
+
+
+@cache
+def _updating(fields: tuple[str, ...]) -> FastWrite[SubjectRow]:
+    # One statement per set of fields changed (at most 16), built on first use.
+    return FastWrite(
+        update(Subject)
+        .where(Subject.id == bindparam("key_id"), Subject.owner_id == bindparam("key_owner"))
+        # Every accepted write is a new version, even one that changes no value: its
+        # ETag must differ from the one the writer presented.
+        .values({**{f: bindparam(f"v_{f}") for f in fields}, "updated_at": bindparam("now")})
+        .returning(*_COLUMNS),
+        SubjectRow,
+    )
 
 
 def update_subject(subject: Subject, changes: dict[str, Any]) -> Subject:

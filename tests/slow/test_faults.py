@@ -32,7 +32,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy import exc as sa_exc
 
 from eleva.data.db import db
-from eleva.data.models import LoginSession, Subject, User
+from eleva.data.models import LoginSession, Note, User
 from tests.conftest import AuthActions, assert_error_shape, requires_postgres
 from tests.slow.support import (
     Api,
@@ -192,21 +192,26 @@ FLUSH_FAILURES = [
 
 
 @pytest.mark.parametrize(("error", "status"), FLUSH_FAILURES)
-def test_failure_after_flush_leaves_no_subject_and_the_next_request_works(make_app, error, status):
+def test_failure_after_flush_leaves_no_note_and_the_next_request_works(make_app, error, status):
+    # A note's create is a transaction of several statements (the subject checked, the
+    # note inserted, its counter moved); a subject's create is one INSERT, atomic alone.
     app = make_app()
     client = app.test_client()
     user = AuthActions(client).account("ada")
+    subject = client.post("/api/v1/subjects/", json={"name": "Physics"}, headers=user.headers)
+    notes = f"/api/v1/subjects/{subject.json['id']}/notes"
     with failing_once_after_flush(error) as fired:
-        response = client.post("/api/v1/subjects/", json={"name": "Physics"}, headers=user.headers)
-    assert fired == ["Subject"], "the fault was not injected where intended"
+        response = client.post(notes, json={"title": "Waves"}, headers=user.headers)
+    assert fired == ["Note"], "the fault was not injected where intended"
     body = assert_error_shape(response, status)
     assert "injected" not in body["message"] and "COMMIT" not in body["message"]
-    assert _count(app, Subject) == 0
-    assert client.get("/api/v1/subjects/", headers=user.headers).json == []
+    assert _count(app, Note) == 0
+    assert client.get(notes, headers=user.headers).json == []
+    assert client.get(f"/api/v1/subjects/{subject.json['id']}", headers=user.headers).status_code == 200
 
-    again = client.post("/api/v1/subjects/", json={"name": "Physics"}, headers=user.headers)
+    again = client.post(notes, json={"title": "Waves"}, headers=user.headers)
     assert again.status_code == 201, again.json
-    assert _count(app, Subject) == 1
+    assert _count(app, Note) == 1
 
 
 @pytest.mark.parametrize(("error", "status"), FLUSH_FAILURES)
