@@ -27,6 +27,14 @@ def test_cors_allows_configured_origins_with_credentials(client):
     assert exposed >= {"x-pagination", "etag", "location", "retry-after"}
 
 
+@pytest.mark.parametrize("origin", [None, "http://localhost:5173", "https://evil.example"])
+def test_api_answers_vary_by_origin_once(client, origin):
+    headers = {"Origin": origin} if origin else {}
+    response = client.get("/health", headers=headers)
+    vary = [v.strip().lower() for v in response.headers.get("Vary", "").split(",")]
+    assert vary.count("origin") == 1, response.headers
+
+
 def test_cors_preflight_allows_the_spa_headers(client):
     response = client.options(
         "/api/v1/subjects/1",
