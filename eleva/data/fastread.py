@@ -90,7 +90,11 @@ class FastRead(Generic[T]):
 
 
 class FastWrite(FastRead[T]):
-    """One writing statement with RETURNING, committed on its own (see the module)."""
+    """One writing statement with RETURNING, committed on its own (see the module).
+
+    Not for a request whose session already holds row locks or uncommitted writes: this
+    runs on another connection, which would wait for them (or miss them).
+    """
 
     def first(self, **params: Any) -> T | None:
         with unique_conflicts():
