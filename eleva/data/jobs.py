@@ -60,14 +60,14 @@ def name_of(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
 
 
-def enqueue(func: Callable[..., Any], /, *, job_timeout: int | None = None, **kwargs: Any) -> None:
-    """Run ``func(**kwargs)`` in the background (or now, without Redis); the worker
-    stops it after ``job_timeout`` seconds (default ``JOB_TIMEOUT``)."""
+def enqueue(func: Callable[..., Any], /, *, job_timeout: int | None = None, **kwargs: Any) -> bool:
+    """Run ``func(**kwargs)`` in the background, or now without Redis (then True: it
+    has run); the worker stops it after ``job_timeout`` seconds (default ``JOB_TIMEOUT``)."""
     name = name_of(func)
     conn = connection()
     if conn is None:
         run_here(name, kwargs)
-        return
+        return True
     config = current_app.config
     retries = config["JOB_RETRIES"]
     try:
@@ -83,6 +83,7 @@ def enqueue(func: Callable[..., Any], /, *, job_timeout: int | None = None, **kw
     except redis.RedisError as exc:
         log.error("could not enqueue %s: %s", name, type(exc).__name__)
         raise ServiceUnavailable("The job queue is unavailable. Try again shortly.") from None
+    return False
 
 
 def run_here(name: str, kwargs: dict[str, Any]) -> None:

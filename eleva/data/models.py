@@ -57,7 +57,7 @@ def search_vector(title: str, body: str) -> str:
     return (
         f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, {title}), 'A') || "
         f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, {body}), 'B') || "
-        "array_to_tsvector(ARRAY[chr(1) || owner_id::text])"
+        f"array_to_tsvector(ARRAY[chr({ord(OWNER_LEXEME)}) || owner_id::text])"
     )
 
 

@@ -38,12 +38,9 @@ def start(document_id: int) -> bool:
     A queue that is down does not fail the upload (it is stored and committed): the text
     stays ``pending`` and ``flask jobs extract-text`` enqueues it again.
     """
-    if jobs.connection() is None:
-        jobs.run_here(jobs.name_of(extract_document_text), {"document_id": document_id})
-        return True
     seconds = int(current_app.config["TEXT_EXTRACTION_SECONDS"])
     try:
-        jobs.enqueue(
+        return jobs.enqueue(
             extract_document_text,
             job_timeout=seconds + HARD_LIMIT_MARGIN,
             document_id=document_id,
