@@ -10,8 +10,10 @@ from types import SimpleNamespace
 
 import marshmallow as ma
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from eleva.http.schemas import ResponseSchema
+from eleva.http.schemas import ResponseSchema, iso_format
 
 UTC = dt.UTC
 AWARE = dt.datetime(2026, 11, 26, 10, 30, 5, 123456, tzinfo=UTC)
@@ -171,3 +173,14 @@ def test_the_apps_response_schemas_match_marshmallow(app, client, user):
             for schema, obj in cases:
                 assert fast_dump(schema, obj) == marshmallow_dump(schema, obj), type(schema)
         db.session.rollback()
+
+
+@given(
+    st.datetimes(
+        min_value=dt.datetime(1, 1, 1),
+        max_value=dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+        timezones=st.sampled_from([dt.UTC, None, dt.timezone(dt.timedelta(hours=-5))]),
+    )
+)
+def test_iso_format_is_isoformat(value):
+    assert iso_format(value) == value.isoformat()
