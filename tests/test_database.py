@@ -119,3 +119,23 @@ def test_hot_reads_are_planned_once_not_on_every_request(app, client, user):
     assert len(hot) == 2, plans  # the list's statement and the caller's
     for statement, generic, custom in hot:
         assert generic >= 7 and custom == 0, (statement[:80], generic, custom)
+
+
+@requires_postgres
+def test_fast_reads_hand_out_utc_timestamps_as_read(app, client, user):
+    """The read connection's session is in UTC by name: psycopg returns datetime.UTC
+    itself, which needs no conversion (and formats fast, eleva.http.schemas)."""
+    from datetime import UTC
+
+    from eleva.data.fastread import _READ_CONNECTIONS
+    from eleva.services.subjects import list_subjects
+
+    client.post("/api/v1/subjects/", json={"name": "Physics"}, headers=user.headers)
+    with app.test_request_context(ME, method="GET"):
+        cursor = _READ_CONNECTIONS.cursor(db.engine)
+        assert cursor.execute("SHOW TimeZone").fetchone() == ("UTC",)
+        (row,) = list_subjects(user.id).items
+    assert row.created_at.tzinfo is UTC and row.updated_at.tzinfo is UTC
+    listed = client.get("/api/v1/subjects/", headers=user.headers).json[0]
+    assert listed["created_at"] == row.created_at.isoformat()
+    assert listed["created_at"].endswith("+00:00")
