@@ -575,8 +575,15 @@ def report(targets: list[Target], samples: dict[str, list[Sample]]) -> None:
         print(
             f"  {label} ≥ {target:.2f}× the bare floor: throughput {by_rps:.2f}× "
             f"({verdict(by_rps >= target)}), CPU per request {by_cpu:.2f}× "
-            f"({verdict(by_cpu >= target)})"
+            f"({verdict(by_cpu >= target)}); by round {round_ratios(samples['bare'], samples[key])}"
         )
+
+
+def round_ratios(floor: list[Sample], target: list[Sample]) -> str:
+    """The floor's CPU per request ÷ the target's, round by round (each round measures
+    both within seconds of each other): how far the median can be trusted."""
+    pairs = zip(floor, target, strict=True)
+    return ", ".join(f"{f.server_cpu_ms / t.server_cpu_ms:.2f}" for f, t in pairs)
 
 
 if __name__ == "__main__":

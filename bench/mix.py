@@ -53,6 +53,7 @@ from bench.http import (
     describe_server,
     measure,
     postgres_backends,
+    round_ratios,
     server_settings,
 )
 
@@ -230,9 +231,11 @@ def main() -> int:
                 f"{'—' if db != db else f'{db:.3f}':>8}{bad:>7}{floor_cpu / cpu:>11.2f}"
             )
             if key == "mix":
+                by_round = round_ratios(samples[("bare", connections)], rows)
                 verdicts.append(
                     f"  {connections} connections: ×floor CPU {floor_cpu / cpu:.2f} "
-                    f"({verdict(floor_cpu / cpu >= TARGET_MIX)} ≥ {TARGET_MIX}), "
+                    f"({verdict(floor_cpu / cpu >= TARGET_MIX)} ≥ {TARGET_MIX}; by round "
+                    f"{by_round}), "
                     f"errors {bad} ({verdict(bad == 0)})"
                     + (
                         f", p99/p50 {p99 / p50:.1f} ({verdict(p99 <= 10 * p50)} ≤ 10)"
