@@ -118,3 +118,15 @@ def test_the_cache_keeps_the_most_recently_used_entries():
     for key in range(100):
         cache.put(key, key)
     assert len(cache._entries) == 2
+
+
+def test_schemas_alike_in_all_but_identity_keep_their_own_entries(app):
+    """A schema made per call is its own key, even after the last one is gone."""
+
+    def query_schema(default: str) -> ma.Schema:
+        return ma.Schema.from_dict({"q": ma.fields.String(load_default=default)})()
+
+    parser = JsonParser()
+    with app.test_request_context("/?page=1"):
+        for default in ("first", "second", "third"):
+            assert parser.parse(query_schema(default), location="query") == {"q": default}

@@ -10,10 +10,9 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable
-from copy import deepcopy
+from copy import copy, deepcopy
 from functools import cache, wraps
 from typing import Any, ClassVar, NoReturn
 
@@ -90,14 +89,16 @@ class JsonParser(FlaskParser):
         )
         if not cacheable:
             return super().parse(argmap, *args, **kwargs)
-        key = (id(argmap), kwargs.get("unknown", _DEFAULT), request.query_string)
+        req = (args[0] if args else kwargs.get("req")) or request
+        # The schema itself in the key (not its id): kept alive while its entries are.
+        key = (argmap, kwargs.get("unknown", _DEFAULT), req.query_string)
         hit = self._queries.get(key)
         if hit is not None:
-            return copy.copy(hit)
+            return copy(hit)
         parsed = super().parse(argmap, *args, **kwargs)
         if _flat(parsed):
             self._queries.put(key, parsed)
-            return copy.copy(parsed)
+            return copy(parsed)
         return parsed
 
     def load_json(self, req: Any, schema: ma.Schema) -> Any:
@@ -167,7 +168,6 @@ class QueryCache:
         self._entries[key] = value
 
 
-@cache
 def _loads_the_same_every_time(schema: ma.Schema) -> bool:
     # A query schema reads the query string and nothing else (no request, no clock in a
     # hook: docs/architecture.md); a callable default, such as a clock, is the one
