@@ -21,6 +21,7 @@ INSTANCE_DIR = BASE_DIR / "instance"
 DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"  # noqa: S105
 DEV_JWT_SECRET_KEY = "dev-only-jwt-secret-key-do-not-use-in-production"  # noqa: S105
 MIN_SECRET_BYTES = 32
+MAX_SESSION_CHECK_KEEP_SECONDS = 60
 
 # An origin is scheme://host[:port] and nothing else: flask-cors treats strings holding
 # regex characters as patterns, and patterns are how origin checks get bypassed.
@@ -153,6 +154,15 @@ class Config:
         self.JWT_ENCODE_AUDIENCE = self.JWT_DECODE_AUDIENCE = env.get("JWT_AUDIENCE", "eleva-api")
         self.JWT_ENCODE_NBF = True
         self.BCRYPT_ROUNDS = _int(env, "BCRYPT_ROUNDS", 12, minimum=4)
+        # How long a worker may answer the caller check of a request without asking the
+        # database, while the database reports no change to the user (PostgreSQL only):
+        # the net should its notifications stop without a sign. 0 asks every time.
+        self.SESSION_CHECK_KEEP_SECONDS = _int(env, "SESSION_CHECK_KEEP_SECONDS", 10)
+        if self.SESSION_CHECK_KEEP_SECONDS > MAX_SESSION_CHECK_KEEP_SECONDS:
+            raise ConfigError(
+                f"SESSION_CHECK_KEEP_SECONDS must be at most {MAX_SESSION_CHECK_KEEP_SECONDS}"
+                " (a revoked session could otherwise outlive its revocation that long)"
+            )
 
         # HTTP -------------------------------------------------------------------------
         self.CORS_ORIGINS = cors_origins(

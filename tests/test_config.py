@@ -189,7 +189,13 @@ def test_cors_refuses_wildcards_and_patterns(origins):
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("RATELIMIT_ENABLED", "maybe"), ("BCRYPT_ROUNDS", "twelve"), ("BCRYPT_ROUNDS", "3")],
+    [
+        ("RATELIMIT_ENABLED", "maybe"),
+        ("BCRYPT_ROUNDS", "twelve"),
+        ("BCRYPT_ROUNDS", "3"),
+        ("SESSION_CHECK_KEEP_SECONDS", "-1"),
+        ("SESSION_CHECK_KEEP_SECONDS", "61"),  # a revocation must not wait a minute
+    ],
 )
 def test_malformed_settings_are_refused_by_name(name, value):
     with pytest.raises(ConfigError, match=name):

@@ -44,8 +44,9 @@ def transaction_modes(app):
 
 @requires_postgres
 def test_fast_reads_and_single_statement_writes_run_alone_other_writes_in_a_transaction(
-    client, user, transaction_modes
+    app, client, user, transaction_modes
 ):
+    app.config["SESSION_CHECK_KEEP_SECONDS"] = 0  # the caller checked by a statement
     with transaction_modes() as reads:
         assert client.get(ME, headers=user.headers).status_code == 200
         assert client.get("/api/v1/subjects/", headers=user.headers).status_code == 200
@@ -105,6 +106,8 @@ def test_a_pooled_connection_the_server_ended_is_replaced_before_use(app, client
 def test_hot_reads_are_planned_once_not_on_every_request(app, client, user):
     """Custom plans would re-plan the list's statement on every request (data.fastread)."""
     from eleva.data.fastread import _READ_CONNECTIONS
+
+    app.config["SESSION_CHECK_KEEP_SECONDS"] = 0  # the caller's statement on every request
 
     client.post("/api/v1/subjects/", json={"name": "Physics"}, headers=user.headers)
     for _ in range(12):  # psycopg prepares a statement on its fifth run

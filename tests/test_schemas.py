@@ -147,9 +147,10 @@ def test_the_apps_response_schemas_match_marshmallow(app, client, user):
             **{
                 name: getattr(orm_user, name)
                 for name in CurrentUser.__dataclass_fields__
-                if name != "session_id"
+                if name not in ("session_id", "session_expires_at")
             },
             session_id=uuid.uuid4(),
+            session_expires_at=dt.datetime.now(dt.UTC),
         )
         subject = db.session.scalar(select(Subject))
         row = SubjectRow(*(getattr(subject, name) for name in SubjectRow._fields))

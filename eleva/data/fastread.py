@@ -7,6 +7,10 @@ outside any transaction this request has open: use it for reads that do not depe
 the request's own uncommitted writes (authentication, lists). bench/README.md has the
 figures that make it worth its ~150 lines.
 
+A ``KeptRead`` is a FastRead whose answers each thread keeps until the database says
+they changed (PostgreSQL's LISTEN/NOTIFY, fed by triggers): the caller check of every
+request, answered without a round trip.
+
 A ``FastWrite`` is the same for one INSERT, UPDATE or DELETE … RETURNING that is a whole
 transaction by itself (one statement is atomic, its triggers included): on PostgreSQL it
 runs in autocommit on that connection, without the BEGIN and COMMIT round trips and the
@@ -18,16 +22,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from typing import Any, Generic, TypeVar
 
+import psycopg
+from psycopg import pq
 from sqlalchemy import Engine, Select, event
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.sql.dml import UpdateBase
 
-from eleva.data.db import check_postgres_alive, db, unique_conflicts
+from eleva.data.db import db, unique_conflicts
 from eleva.data.models import UTCDateTime
 
 T = TypeVar("T")
@@ -68,11 +75,13 @@ class FastRead(Generic[T]):
         values = cursor.fetchone()
         return None if values is None else self._row(values)
 
-    def _execute(self, params: dict[str, Any]) -> Any:
+    def _execute(self, params: dict[str, Any], held: _Held | None = None) -> Any:
         engine = db.engine
-        if engine.dialect.driver != "psycopg":
-            return None
-        cursor = _READ_CONNECTIONS.cursor(engine)
+        if held is None:
+            if engine.dialect.driver != "psycopg":
+                return None
+            held = _READ_CONNECTIONS.held(engine)
+        cursor = held.cursor
         if self._compiled is None:
             compiled = self.statement.compile(dialect=engine.dialect)
             columns = self.statement.exported_columns  # selected, or RETURNING
@@ -93,6 +102,61 @@ class FastRead(Generic[T]):
         return self.make_row(*row)
 
 
+class KeptRead(FastRead[T]):
+    """A FastRead of one row whose answer each thread keeps until the database says it
+    changed, for a read that every request repeats (who is calling).
+
+    On PostgreSQL the thread's read connection LISTENs on ``channel``, and triggers on
+    the tables read send it the ``group`` (e.g. the user id) of every row a transaction
+    changed, when it commits, whatever wrote it (any instance, a job, plain SQL). Before
+    answering from what it keeps, the thread reads what the server has delivered and
+    forgets every answer of a group named there. An answer is kept at most ``max_age``
+    seconds and never past ``keep_until(row)``: the net should a connection die without
+    a sign. A commit by this process forgets every answer of this process at once, so its
+    own next request never waits for the notification. A change committed elsewhere
+    reaches a thread as soon as the server sends its notification: requests that start
+    meanwhile (typically well under a millisecond) still see the old row, as requests
+    already past the check do without a cache. Elsewhere (SQLite) nothing is kept.
+    """
+
+    def __init__(
+        self,
+        statement: Select,
+        make_row: Callable[..., T],
+        *,
+        channel: str,
+        group: str,
+        key: tuple[str, ...],
+        keep_until: Callable[[T], float],
+    ) -> None:
+        super().__init__(statement, make_row)
+        self.channel = channel
+        self.group = group
+        self.key = key
+        self.keep_until = keep_until
+
+    def first(self, max_age: float = 0.0, **params: Any) -> T | None:
+        """The row for ``params``; with ``max_age`` > 0, kept up to that many seconds."""
+        engine = db.engine
+        if max_age <= 0 or engine.dialect.driver != "psycopg":
+            return super().first(**params)
+        held = _READ_CONNECTIONS.held(engine)
+        held.listen(self.channel)
+        group = str(params[self.group])
+        key = (self, *(params[name] for name in self.key))
+        kept = held.kept.get(key)
+        now = time.time()
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        changes = held.changes
+        values = self._execute(params, held).fetchone()
+        row = None if values is None else self._row(values)
+        # A notification read while the statement ran may be of a change it did not see.
+        if row is not None and held.changes == changes:
+            held.keep(self.channel, group, key, row, min(now + max_age, self.keep_until(row)))
+        return row
+
+
 class FastWrite(FastRead[T]):
     """One writing statement with RETURNING, committed on its own (see the module).
 
@@ -107,11 +171,88 @@ class FastWrite(FastRead[T]):
                 row = db.session.execute(self.statement, params).first()
                 db.session.commit()
                 return None if row is None else self.make_row(*row)
+            _READ_CONNECTIONS.committed()
             values = cursor.fetchone()
         return None if values is None else self._row(values)
 
     def all(self, **params: Any) -> list[T]:
         raise NotImplementedError("a FastWrite returns its one row: use first()")
+
+
+class _Held:
+    """A thread's read connection, its cursor, and what KeptReads keep on it.
+
+    What is kept lives and dies with the connection: a new connection (the old one died,
+    or the engine was disposed) starts with nothing kept and LISTENs anew before keeping.
+    """
+
+    def __init__(self, fairy: Any, cursor: Any, commits: int) -> None:
+        self.fairy = fairy
+        self.cursor = cursor
+        self.listening: set[str] = set()
+        self.kept: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self.groups: dict[tuple[str, str], set[tuple[Any, ...]]] = {}
+        self.changes = 0  # notifications handled: a KeptRead keeps only if none came in
+        self.commits = commits  # this process's commits when kept was last cleared
+        fairy.dbapi_connection.add_notify_handler(self._notified)
+
+    def listen(self, channel: str) -> None:
+        if channel not in self.listening:
+            # Channel names are the code's own identifiers, never input.
+            self.cursor.execute(f"LISTEN {channel}")
+            self.listening.add(channel)
+
+    def keep(self, channel: str, group: str, key: tuple[Any, ...], row: Any, until: float) -> None:
+        if len(self.kept) >= MAX_KEPT:
+            self.forget_all()
+        self.kept[key] = (until, row)
+        self.groups.setdefault((channel, group), set()).add(key)
+
+    def forget_all(self) -> None:
+        self.kept.clear()
+        self.groups.clear()
+
+    def _notified(self, notify: Any) -> None:
+        # psycopg calls this for every notification it reads while a statement runs on
+        # this connection; ``usable`` reads those that arrive between statements.
+        self._forget_group(notify.channel, notify.payload)
+
+    def _forget_group(self, channel: str, group: str) -> None:
+        self.changes += 1
+        for key in self.groups.pop((channel, group), ()):
+            self.kept.pop(key, None)
+
+    def usable(self, commits: int) -> bool:
+        """Alive, with every notification delivered so far handled.
+
+        An idle connection receives nothing but notifications: a readable socket with
+        none in it is the server's goodbye (a restart, a failover, an idle reaper).
+        """
+        if commits != self.commits:
+            self.forget_all()
+            self.commits = commits
+        if not self.fairy.is_valid:
+            return False
+        driver = self.fairy.dbapi_connection
+        pgconn = driver.pgconn
+        if driver.closed or pgconn.status != pq.ConnStatus.OK:
+            return False
+        poller = select.poll()
+        poller.register(pgconn.socket, select.POLLIN | select.POLLPRI)
+        if not poller.poll(0):
+            return True
+        changes = self.changes
+        try:
+            pgconn.consume_input()
+        except psycopg.OperationalError:  # the socket is gone
+            return False
+        while (notify := pgconn.notifies()) is not None:
+            self._forget_group(notify.relname.decode(), notify.extra.decode())
+        return self.changes != changes and pgconn.status == pq.ConnStatus.OK
+
+
+# What one thread keeps at most; past it, all of it goes (a new page of callers).
+MAX_KEPT = 4096
 
 
 class ReadConnections:
@@ -130,14 +271,22 @@ class ReadConnections:
         self._local = threading.local()
         self._all: dict[Engine, list[Any]] = {}
         self._lock = threading.Lock()
+        self._commits = 0
+
+    def committed(self) -> None:
+        """This process committed a write: what any thread keeps may be out of date."""
+        self._commits += 1
 
     def cursor(self, engine: Engine) -> Any:
-        held: dict[Engine, tuple[Any, Any]] = self._local.__dict__.setdefault("held", {})
-        fairy, cursor = held.get(engine, (None, None))
-        if fairy is not None and not _usable(fairy):
-            self._discard(engine, fairy)
-            fairy = None
-        if fairy is None:
+        return self.held(engine).cursor
+
+    def held(self, engine: Engine) -> _Held:
+        helds: dict[Engine, _Held] = self._local.__dict__.setdefault("held", {})
+        held = helds.get(engine)
+        if held is not None and not held.usable(self._commits):
+            self._discard(engine, held.fairy)
+            held = None
+        if held is None:
             fairy = engine.raw_connection()
             driver: Any = fairy.dbapi_connection
             try:
@@ -149,12 +298,14 @@ class ReadConnections:
                 fairy.invalidate()  # closed, and never back in the pool half set up
                 raise
             fairy.detach()  # now ours: closed by us, not returned to the pool
-            held[engine] = (fairy, cursor)
+            held = helds[engine] = _Held(fairy, cursor, self._commits)
             with self._lock:
                 if engine not in self._all:
                     event.listen(engine, "engine_disposed", self.close_all)
+                    # Any commit through the engine (the request's session included).
+                    event.listen(engine, "commit", lambda _connection: self.committed())
                 self._all.setdefault(engine, []).append(fairy)
-        return cursor
+        return held
 
     def close_all(self, engine: Engine) -> None:
         # Other threads notice theirs closed (is_valid) and drop them on next use.
@@ -171,16 +322,6 @@ class ReadConnections:
             self._all.get(engine, []).remove(fairy)
         with contextlib.suppress(Exception):
             fairy.close()
-
-
-def _usable(fairy: Any) -> bool:
-    if not fairy.is_valid:
-        return False
-    try:
-        check_postgres_alive(fairy.dbapi_connection)
-    except DisconnectionError:
-        return False
-    return True
 
 
 _READ_CONNECTIONS = ReadConnections()

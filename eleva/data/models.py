@@ -585,3 +585,61 @@ NOTE_COUNT_TRIGGERS = {
 for _dialect, _statements in NOTE_COUNT_TRIGGERS.items():
     for _statement in _statements:
         event.listen(Note.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect))
+
+
+# Triggers naming, on USER_CHANGES_CHANNEL, every user whose row or one of whose login
+# sessions a transaction changed or deleted, when it commits (PostgreSQL's NOTIFY; one
+# notification per user and transaction). Each worker keeps its callers' check while
+# nothing is said of them (eleva.data.fastread.KeptRead). Statement-level, as the counts:
+# a bulk revocation names each user once. Not on SQLite, where nothing is kept. The
+# migration 0010_user_changes holds a frozen copy.
+USER_CHANGES_CHANNEL = "user_changes"
+USER_CHANGE_TRIGGERS = {
+    "postgresql": [
+        """
+        CREATE OR REPLACE FUNCTION users_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('user_changes', d.id::text)
+               FROM (SELECT DISTINCT id FROM old_rows) d;
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE OR REPLACE FUNCTION login_sessions_changed() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('user_changes', d.user_id::text)
+               FROM (SELECT DISTINCT user_id FROM old_rows) d;
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE TRIGGER users_changed_update AFTER UPDATE ON users
+        REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION users_changed()
+        """,
+        """
+        CREATE TRIGGER users_changed_delete AFTER DELETE ON users
+        REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION users_changed()
+        """,
+        """
+        CREATE TRIGGER login_sessions_changed_update AFTER UPDATE ON login_sessions
+        REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION login_sessions_changed()
+        """,
+        """
+        CREATE TRIGGER login_sessions_changed_delete AFTER DELETE ON login_sessions
+        REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION login_sessions_changed()
+        """,
+    ],
+}
+
+for _statement in USER_CHANGE_TRIGGERS["postgresql"]:
+    # users' triggers after login_sessions exists too: both tables are created by then.
+    event.listen(
+        LoginSession.__table__,
+        "after_create",
+        DDL(_statement).execute_if(dialect="postgresql"),
+    )

@@ -27,8 +27,8 @@ from eleva.core.text import WHITESPACE
 from eleva.core.tokens import TokenPair
 from eleva.data import jobs
 from eleva.data.db import commit, db
-from eleva.data.fastread import FastRead
-from eleva.data.models import LoginSession, User, utcnow
+from eleva.data.fastread import KeptRead
+from eleva.data.models import USER_CHANGES_CHANNEL, LoginSession, User, utcnow
 from eleva.services import emails
 
 log = logging.getLogger("eleva.auth")
@@ -56,16 +56,23 @@ class CurrentUser:
     created_at: datetime
     updated_at: datetime
     session_id: uuid.UUID
+    session_expires_at: datetime
 
     @property
     def privacy(self) -> dict[str, Any]:
         return {"profile_visibility": self.profile_visibility, "show_email": self.show_email}
 
 
-_CURRENT_USER = FastRead(
+_SESSION_FIELDS = {"session_id", "session_expires_at"}
+
+# Every request's caller check. What it reads changes when the user's row or one of their
+# sessions does; the triggers of USER_CHANGE_TRIGGERS then name the user on
+# USER_CHANGES_CHANNEL, and each worker forgets what it kept of them (data.fastread).
+_CURRENT_USER = KeptRead(
     select(
-        *(User.__table__.c[f.name] for f in fields(CurrentUser) if f.name != "session_id"),
+        *(User.__table__.c[f.name] for f in fields(CurrentUser) if f.name not in _SESSION_FIELDS),
         LoginSession.id,
+        LoginSession.expires_at,
     )
     .join(LoginSession, LoginSession.user_id == User.id)
     .where(
@@ -76,12 +83,23 @@ _CURRENT_USER = FastRead(
         LoginSession.expires_at > bindparam("now"),
     ),
     CurrentUser,
+    channel=USER_CHANGES_CHANNEL,
+    group="user_id",
+    key=("user_id", "session_id"),
+    keep_until=lambda user: user.session_expires_at.timestamp(),
 )
 
 
 def authenticated_user(user_id: int, session_id: uuid.UUID) -> CurrentUser | None:
-    """The user, if active and the session is live (one query: the revocation check)."""
-    return _CURRENT_USER.first(user_id=user_id, session_id=session_id, now=utcnow())
+    """The user, if active and the session is live: the revocation check, answered from
+    what this worker keeps while the database reports no change to the user
+    (``SESSION_CHECK_KEEP_SECONDS``; 0 asks the database every time)."""
+    return _CURRENT_USER.first(
+        max_age=current_app.config["SESSION_CHECK_KEEP_SECONDS"],
+        user_id=user_id,
+        session_id=session_id,
+        now=utcnow(),
+    )
 
 
 def normalise_email(email: str) -> str:

@@ -1,7 +1,8 @@
 """A user's login sessions: where they are signed in, and ending some of them.
 
 Ending a session takes effect at once on every instance: each request's access check
-reads ``login_sessions`` (``eleva.services.auth.authenticated_user``).
+reads ``login_sessions``, or what its worker kept of it until PostgreSQL notified the
+change, which it does when the ending commits (``eleva.services.auth.authenticated_user``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,167 @@
+"""The caller check, kept by each worker while the database says nothing of the user
+(eleva.data.fastread.KeptRead; PostgreSQL's LISTEN/NOTIFY fed by the triggers of
+migration 0010): no statement when nothing changed, and every change heard of, whoever
+made it, or the check asked anew."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import update
+
+from eleva.data.db import db
+from eleva.data.fastread import DIRECT_STATEMENT_LISTENERS
+from eleva.data.models import User
+from tests.conftest import ON_POSTGRES, TEST_DATABASE_URL, assert_error_shape, requires_postgres
+
+ME = "/api/v1/users/me"
+SUBJECTS = "/api/v1/subjects/"
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[psycopg.Connection]:
+    """A connection of its own: another worker, a job, an operator's psql."""
+    dsn = TEST_DATABASE_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield conn
+
+
+def _until(check: Callable[[], bool], seconds: float = 2.0) -> float:
+    """Seconds until ``check()`` held; fails past ``seconds``."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < seconds, "not within the time"
+        time.sleep(0.005)
+    return time.monotonic() - start
+
+
+def test_a_repeated_request_checks_its_caller_without_a_statement(client, user, count_queries):
+    assert client.get(ME, headers=user.headers).status_code == 200
+    with count_queries() as me:
+        assert client.get(ME, headers=user.headers).status_code == 200
+    with count_queries() as listed:
+        assert client.get(SUBJECTS, headers=user.headers).status_code == 200
+    # SQLite keeps nothing: the check is a statement there, every time.
+    assert len(me) == (0 if ON_POSTGRES else 1), me
+    assert len(listed) == (1 if ON_POSTGRES else 2), listed
+
+
+@pytest.mark.config(SESSION_CHECK_KEEP_SECONDS=0)
+def test_zero_seconds_asks_the_database_every_time(client, user, count_queries):
+    for _ in range(3):
+        with count_queries() as statements:
+            assert client.get(ME, headers=user.headers).status_code == 200
+        assert len(statements) == 1, statements
+
+
+def test_a_commit_of_this_process_is_seen_by_its_next_request_at_once(app, client, user):
+    assert client.get(ME, headers=user.headers).status_code == 200
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == user.id).values(is_active=False))
+        db.session.commit()
+    assert_error_shape(client.get(ME, headers=user.headers), 401)
+
+
+def test_a_write_through_the_api_is_seen_by_the_next_request(client, user):
+    assert client.get(ME, headers=user.headers).json["bio"] is None
+    assert client.patch(ME, json={"bio": "hello"}, headers=user.headers).status_code == 200
+    assert client.get(ME, headers=user.headers).json["bio"] == "hello"
+    changed = client.patch(ME, json={"privacy": {"show_email": True}}, headers=user.headers)
+    assert changed.status_code == 200
+    assert client.get(ME, headers=user.headers).json["privacy"]["show_email"] is True
+
+
+@requires_postgres
+def test_a_session_revoked_elsewhere_ends_within_its_notification(client, user, elsewhere):
+    assert client.get(ME, headers=user.headers).status_code == 200
+    elsewhere.execute("UPDATE login_sessions SET revoked_at = now() WHERE user_id = %s", (user.id,))
+    # Heard of long before the 10 s the worker may keep it otherwise.
+    waited = _until(lambda: client.get(ME, headers=user.headers).status_code == 401)
+    assert waited < 1.0
+
+
+@requires_postgres
+def test_a_profile_changed_elsewhere_is_read_anew(client, user, other, elsewhere, count_queries):
+    assert client.get(ME, headers=other.headers).status_code == 200
+    assert client.get(ME, headers=user.headers).json["full_name"] is None
+    elsewhere.execute("UPDATE users SET full_name = 'Ada L.' WHERE id = %s", (user.id,))
+    _until(lambda: client.get(ME, headers=user.headers).json["full_name"] == "Ada L.")
+    # Another user's check was not touched: still kept, on the same connection.
+    with count_queries() as statements:
+        assert client.get(ME, headers=other.headers).status_code == 200
+    assert statements == []
+
+
+def _without_notification(conn: psycopg.Connection, sql: str, user_id: int) -> None:
+    # Triggers off for this transaction only: a change the workers are not told of.
+    with conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")
+        conn.execute(sql, (user_id,))
+
+
+@requires_postgres
+@pytest.mark.config(SESSION_CHECK_KEEP_SECONDS=1)
+def test_what_is_kept_is_asked_anew_after_its_seconds(client, user, elsewhere):
+    """The net under notifications that never come: the check is kept, truly (a change
+    nobody announced is not seen), and at most SESSION_CHECK_KEEP_SECONDS."""
+    assert client.get(ME, headers=user.headers).status_code == 200
+    _without_notification(
+        elsewhere, "UPDATE login_sessions SET revoked_at = now() WHERE user_id = %s", user.id
+    )
+    assert client.get(ME, headers=user.headers).status_code == 200  # kept
+    waited = _until(lambda: client.get(ME, headers=user.headers).status_code == 401, 3.0)
+    assert 0.5 < waited < 1.5, waited
+
+
+@requires_postgres
+def test_a_dead_read_connection_forgets_what_it_kept(app, client, user, elsewhere):
+    """A connection that died may have missed notifications: nothing it kept is used."""
+    from eleva.data.fastread import _READ_CONNECTIONS
+
+    assert client.get(ME, headers=user.headers).status_code == 200
+    with app.app_context():
+        reader = _READ_CONNECTIONS.held(db.engine)
+    assert reader.kept, "nothing kept: the test would prove nothing"
+    _without_notification(
+        elsewhere, "UPDATE login_sessions SET revoked_at = now() WHERE user_id = %s", user.id
+    )
+    pid = reader.cursor.connection.info.backend_pid
+    elsewhere.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    _until(
+        lambda: (
+            not elsewhere.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+        )
+    )
+    assert_error_shape(client.get(ME, headers=user.headers), 401)
+
+
+@requires_postgres
+def test_a_notification_during_the_check_is_not_taken_for_an_answer(
+    client, user, elsewhere, count_queries
+):
+    """A notification read while the check's statement runs may be of a change the
+    statement did not see: its answer is used once, not kept."""
+
+    def notify_first(_connection, sql: str, _params) -> None:
+        if "login_sessions" in sql:
+            elsewhere.execute("SELECT pg_notify('user_changes', %s)", (str(user.id),))
+            time.sleep(0.05)  # delivered before the statement's own answer
+
+    # A write of this process: nothing kept, the next check runs its statement.
+    assert client.patch(ME, json={"bio": "x"}, headers=user.headers).status_code == 200
+    DIRECT_STATEMENT_LISTENERS.append(notify_first)
+    try:
+        assert client.get(ME, headers=user.headers).status_code == 200
+    finally:
+        DIRECT_STATEMENT_LISTENERS.remove(notify_first)
+    with count_queries() as statements:
+        assert client.get(ME, headers=user.headers).status_code == 200
+    assert len(statements) == 1, statements
+    with count_queries() as statements:
+        assert client.get(ME, headers=user.headers).status_code == 200
+    assert statements == []
