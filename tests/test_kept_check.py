@@ -165,3 +165,37 @@ def test_a_notification_during_the_check_is_not_taken_for_an_answer(
     with count_queries() as statements:
         assert client.get(ME, headers=user.headers).status_code == 200
     assert statements == []
+
+
+@requires_postgres
+def test_a_commit_of_this_process_makes_the_next_check_ask_once(
+    app, client, user, other, count_queries
+):
+    """The fence: after a commit here the next check asks (bringing the commit's
+    notifications with its answer); the one after is kept again."""
+    assert client.get(ME, headers=user.headers).status_code == 200
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == other.id).values(bio="elsewhere"))
+        db.session.commit()
+    for expected in (1, 0):
+        with count_queries() as statements:
+            assert client.get(ME, headers=user.headers).status_code == 200
+        assert len(statements) == expected, statements
+
+
+@requires_postgres
+def test_the_subject_counters_alone_are_not_announced(client, user, elsewhere, count_queries):
+    """Every subject written changes its owner's counters; nothing kept reads them."""
+    assert client.get(ME, headers=user.headers).status_code == 200
+    elsewhere.execute(
+        "INSERT INTO subjects (owner_id, name, is_archived, created_at, updated_at) "
+        "VALUES (%s, 'Maths', false, now(), now())",
+        (user.id,),
+    )
+    assert elsewhere.execute(
+        "SELECT subjects_active FROM users WHERE id = %s", (user.id,)
+    ).fetchone() == (1,)
+    time.sleep(0.2)  # time for a notification, were one sent
+    with count_queries() as statements:
+        assert client.get(ME, headers=user.headers).status_code == 200
+    assert statements == []

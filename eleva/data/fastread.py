@@ -112,11 +112,15 @@ class KeptRead(FastRead[T]):
     answering from what it keeps, the thread reads what the server has delivered and
     forgets every answer of a group named there. An answer is kept at most ``max_age``
     seconds and never past ``keep_until(row)``: the net should a connection die without
-    a sign. A commit by this process forgets every answer of this process at once, so its
-    own next request never waits for the notification. A change committed elsewhere
+    a sign. A change committed elsewhere
     reaches a thread as soon as the server sends its notification: requests that start
     meanwhile (typically well under a millisecond) still see the old row, as requests
     already past the check do without a cache. Elsewhere (SQLite) nothing is kept.
+
+    After a commit of this process the next lookup asks the database (a fence): the
+    server sends a statement's notifications before its result, so its own commits'
+    are then read, and its next request never sees what it changed as it was. A
+    FastWrite runs on the read connection itself and needs no fence.
     """
 
     def __init__(
@@ -146,10 +150,14 @@ class KeptRead(FastRead[T]):
         key = (self, *(params[name] for name in self.key))
         kept = held.kept.get(key)
         now = time.time()
-        if kept is not None and kept[0] > now:
+        if kept is not None and kept[0] > now and not held.fence:
             return kept[1]
         changes = held.changes
         values = self._execute(params, held).fetchone()
+        # PostgreSQL signals listeners as a transaction commits and sends their
+        # notifications before a statement's end: this one brought every notification
+        # of the commits this process made before it.
+        held.fence = False
         row = None if values is None else self._row(values)
         # A notification read while the statement ran may be of a change it did not see.
         if row is not None and held.changes == changes:
@@ -171,7 +179,6 @@ class FastWrite(FastRead[T]):
                 row = db.session.execute(self.statement, params).first()
                 db.session.commit()
                 return None if row is None else self.make_row(*row)
-            _READ_CONNECTIONS.committed()
             values = cursor.fetchone()
         return None if values is None else self._row(values)
 
@@ -193,7 +200,8 @@ class _Held:
         self.kept: dict[tuple[Any, ...], tuple[float, Any]] = {}
         self.groups: dict[tuple[str, str], set[tuple[Any, ...]]] = {}
         self.changes = 0  # notifications handled: a KeptRead keeps only if none came in
-        self.commits = commits  # this process's commits when kept was last cleared
+        self.commits = commits  # this process's commits as of the last fence
+        self.fence = False  # the next KeptRead must ask the database (see KeptRead)
         fairy.dbapi_connection.add_notify_handler(self._notified)
 
     def listen(self, channel: str) -> None:
@@ -229,7 +237,7 @@ class _Held:
         none in it is the server's goodbye (a restart, a failover, an idle reaper).
         """
         if commits != self.commits:
-            self.forget_all()
+            self.fence = True
             self.commits = commits
         if not self.fairy.is_valid:
             return False
@@ -274,7 +282,7 @@ class ReadConnections:
         self._commits = 0
 
     def committed(self) -> None:
-        """This process committed a write: what any thread keeps may be out of date."""
+        """This process committed a write: each thread's next KeptRead asks the database."""
         self._commits += 1
 
     def cursor(self, engine: Engine) -> Any:

@@ -587,8 +587,8 @@ for _dialect, _statements in NOTE_COUNT_TRIGGERS.items():
         event.listen(Note.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect))
 
 
-# Triggers naming, on USER_CHANGES_CHANNEL, every user whose row or one of whose login
-# sessions a transaction changed or deleted, when it commits (PostgreSQL's NOTIFY; one
+# Triggers naming, on USER_CHANGES_CHANNEL, every user whose row (but for its subject
+# counters) or one of whose login sessions a transaction changed or deleted, when it commits (PostgreSQL's NOTIFY; one
 # notification per user and transaction). Each worker keeps its callers' check while
 # nothing is said of them (eleva.data.fastread.KeptRead). Statement-level, as the counts:
 # a bulk revocation names each user once. Not on SQLite, where nothing is kept. The
@@ -599,8 +599,19 @@ USER_CHANGE_TRIGGERS = {
         """
         CREATE OR REPLACE FUNCTION users_changed() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM pg_notify('user_changes', d.id::text)
-               FROM (SELECT DISTINCT id FROM old_rows) d;
+            IF TG_OP = 'DELETE' THEN
+                PERFORM pg_notify('user_changes', d.id::text)
+                   FROM (SELECT DISTINCT id FROM old_rows) d;
+            ELSE
+                -- Not for the subject counters alone: every subject written changes
+                -- them, and nothing kept reads them.
+                PERFORM pg_notify('user_changes', d.id::text)
+                   FROM (SELECT DISTINCT o.id
+                           FROM old_rows o LEFT JOIN new_rows n ON n.id = o.id
+                          WHERE to_jsonb(o) - '{subjects_active,subjects_archived}'::text[]
+                                IS DISTINCT FROM
+                                to_jsonb(n) - '{subjects_active,subjects_archived}'::text[]) d;
+            END IF;
             RETURN NULL;
         END $$
         """,
@@ -615,7 +626,7 @@ USER_CHANGE_TRIGGERS = {
         """,
         """
         CREATE TRIGGER users_changed_update AFTER UPDATE ON users
-        REFERENCING OLD TABLE AS old_rows
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
         FOR EACH STATEMENT EXECUTE FUNCTION users_changed()
         """,
         """

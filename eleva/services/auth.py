@@ -51,8 +51,6 @@ class CurrentUser:
     profile_visibility: str
     show_email: bool
     picture_key: str | None
-    subjects_active: int
-    subjects_archived: int
     created_at: datetime
     updated_at: datetime
     session_id: uuid.UUID

@@ -6,8 +6,8 @@ Create Date: 2026-12-04
 
 Each worker keeps every request's caller check (the user's row and their session) until
 the database names the user on the channel ``user_changes``: these triggers do, when a
-transaction that updated or deleted the user's row or one of their login sessions
-commits, whatever wrote it. PostgreSQL only (SQLite keeps nothing). The statements are a
+transaction that updated or deleted the user's row (but for its subject counters alone)
+or one of their login sessions commits, whatever wrote it. PostgreSQL only (SQLite keeps nothing). The statements are a
 frozen copy of eleva.data.models.USER_CHANGE_TRIGGERS at this revision.
 """
 
@@ -22,8 +22,19 @@ POSTGRESQL = [
     """
     CREATE OR REPLACE FUNCTION users_changed() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        PERFORM pg_notify('user_changes', d.id::text)
-           FROM (SELECT DISTINCT id FROM old_rows) d;
+        IF TG_OP = 'DELETE' THEN
+            PERFORM pg_notify('user_changes', d.id::text)
+               FROM (SELECT DISTINCT id FROM old_rows) d;
+        ELSE
+            -- Not for the subject counters alone: every subject written changes
+            -- them, and nothing kept reads them.
+            PERFORM pg_notify('user_changes', d.id::text)
+               FROM (SELECT DISTINCT o.id
+                       FROM old_rows o LEFT JOIN new_rows n ON n.id = o.id
+                      WHERE to_jsonb(o) - '{subjects_active,subjects_archived}'::text[]
+                            IS DISTINCT FROM
+                            to_jsonb(n) - '{subjects_active,subjects_archived}'::text[]) d;
+        END IF;
         RETURN NULL;
     END $$
     """,
@@ -38,7 +49,7 @@ POSTGRESQL = [
     """,
     """
     CREATE TRIGGER users_changed_update AFTER UPDATE ON users
-    REFERENCING OLD TABLE AS old_rows
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION users_changed()
     """,
     """
