@@ -199,3 +199,13 @@ def test_the_subject_counters_alone_are_not_announced(client, user, elsewhere, c
     with count_queries() as statements:
         assert client.get(ME, headers=user.headers).status_code == 200
     assert statements == []
+
+
+@requires_postgres
+def test_a_truncate_elsewhere_makes_every_worker_forget_all(client, user, other, elsewhere):
+    """A TRUNCATE names no user: its notification ('*') clears everything kept."""
+    assert client.get(ME, headers=user.headers).status_code == 200
+    assert client.get(ME, headers=other.headers).status_code == 200
+    elsewhere.execute("TRUNCATE login_sessions CASCADE")
+    assert _until(lambda: client.get(ME, headers=user.headers).status_code == 401) < 1.0
+    assert_error_shape(client.get(ME, headers=other.headers), 401)

@@ -227,6 +227,8 @@ class _Held:
 
     def _forget_group(self, channel: str, group: str) -> None:
         self.changes += 1
+        if group == EVERY_GROUP:
+            self.forget_all()
         for key in self.groups.pop((channel, group), ()):
             self.kept.pop(key, None)
 
@@ -261,6 +263,8 @@ class _Held:
 
 # What one thread keeps at most; past it, all of it goes (a new page of callers).
 MAX_KEPT = 4096
+# The payload of a change that names no row (a TRUNCATE): forget everything.
+EVERY_GROUP = "*"
 
 
 class ReadConnections:

@@ -625,6 +625,14 @@ USER_CHANGE_TRIGGERS = {
         END $$
         """,
         """
+        CREATE OR REPLACE FUNCTION everyone_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            -- A TRUNCATE names no row: every worker forgets all it kept.
+            PERFORM pg_notify('user_changes', '*');
+            RETURN NULL;
+        END $$
+        """,
+        """
         CREATE TRIGGER users_changed_update AFTER UPDATE ON users
         REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
         FOR EACH STATEMENT EXECUTE FUNCTION users_changed()
@@ -643,6 +651,14 @@ USER_CHANGE_TRIGGERS = {
         CREATE TRIGGER login_sessions_changed_delete AFTER DELETE ON login_sessions
         REFERENCING OLD TABLE AS old_rows
         FOR EACH STATEMENT EXECUTE FUNCTION login_sessions_changed()
+        """,
+        """
+        CREATE TRIGGER users_truncated AFTER TRUNCATE ON users
+        FOR EACH STATEMENT EXECUTE FUNCTION everyone_changed()
+        """,
+        """
+        CREATE TRIGGER login_sessions_truncated AFTER TRUNCATE ON login_sessions
+        FOR EACH STATEMENT EXECUTE FUNCTION everyone_changed()
         """,
     ],
 }

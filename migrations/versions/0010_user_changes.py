@@ -48,6 +48,14 @@ POSTGRESQL = [
     END $$
     """,
     """
+    CREATE OR REPLACE FUNCTION everyone_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        -- A TRUNCATE names no row: every worker forgets all it kept.
+        PERFORM pg_notify('user_changes', '*');
+        RETURN NULL;
+    END $$
+    """,
+    """
     CREATE TRIGGER users_changed_update AFTER UPDATE ON users
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION users_changed()
@@ -67,15 +75,26 @@ POSTGRESQL = [
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION login_sessions_changed()
     """,
+    """
+    CREATE TRIGGER users_truncated AFTER TRUNCATE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION everyone_changed()
+    """,
+    """
+    CREATE TRIGGER login_sessions_truncated AFTER TRUNCATE ON login_sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION everyone_changed()
+    """,
 ]
 
 DROP = [
+    "DROP TRIGGER IF EXISTS login_sessions_truncated ON login_sessions",
+    "DROP TRIGGER IF EXISTS users_truncated ON users",
     "DROP TRIGGER IF EXISTS login_sessions_changed_delete ON login_sessions",
     "DROP TRIGGER IF EXISTS login_sessions_changed_update ON login_sessions",
     "DROP TRIGGER IF EXISTS users_changed_delete ON users",
     "DROP TRIGGER IF EXISTS users_changed_update ON users",
     "DROP FUNCTION IF EXISTS login_sessions_changed()",
     "DROP FUNCTION IF EXISTS users_changed()",
+    "DROP FUNCTION IF EXISTS everyone_changed()",
 ]
 
 
