@@ -1,8 +1,9 @@
 """A user's login sessions: where they are signed in, and ending some of them.
 
-Ending a session takes effect at once on every instance: each request's access check
-reads ``login_sessions``, or what its worker kept of it until PostgreSQL notified the
-change, which it does when the ending commits (``eleva.services.auth.authenticated_user``).
+Ending a session takes effect on every instance as soon as PostgreSQL's notification of
+the commit reaches each worker (well under a millisecond measured, bench.revocation):
+each request's access check reads ``login_sessions``, or what its worker kept of it
+until that notification (``eleva.services.auth.authenticated_user``).
 """
 
 from __future__ import annotations
