@@ -124,8 +124,9 @@ def check_postgres_alive(dbapi_connection: Any, _record: Any = None, _proxy: Any
 
     A server that ends a connection (restart, failover, an idle reaper) sends its FATAL
     message or closes the socket, and an idle connection receives nothing otherwise
-    (pooled connections do not LISTEN): a readable socket means dead. A zero-timeout poll sees it
-    without the round trip ``pool_pre_ping`` would cost; the pool then replaces it.
+    (pooled connections do not LISTEN): a readable socket means dead. A zero-timeout
+    poll sees it without the round trip ``pool_pre_ping`` would cost; the pool then
+    replaces it.
     """
     pgconn = dbapi_connection.pgconn
     if dbapi_connection.closed or pgconn.status != pq.ConnStatus.OK:

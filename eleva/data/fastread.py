@@ -21,6 +21,7 @@ unique index is a 409, as with ``commit()``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import select
 import threading
@@ -28,10 +29,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from typing import Any, Generic, TypeVar
+from weakref import WeakSet
 
 import psycopg
 from psycopg import pq
 from sqlalchemy import Engine, Select, event
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
 from eleva.data.db import db, unique_conflicts
@@ -149,8 +152,7 @@ class KeptRead(FastRead[T]):
         group = str(params[self.group])
         key = (self, *(params[name] for name in self.key))
         kept = held.kept.get(key)
-        now = time.time()
-        if kept is not None and kept[0] > now and not held.fence:
+        if kept is not None and kept[0] > time.monotonic() and not held.fence:
             return kept[1]
         changes = held.changes
         values = self._execute(params, held).fetchone()
@@ -161,7 +163,10 @@ class KeptRead(FastRead[T]):
         row = None if values is None else self._row(values)
         # A notification read while the statement ran may be of a change it did not see.
         if row is not None and held.changes == changes:
-            held.keep(self.channel, group, key, row, min(now + max_age, self.keep_until(row)))
+            # Timed on the monotonic clock (a clock step must not stretch it), bounded by
+            # the row's own deadline, which is wall-clock time.
+            seconds = min(max_age, self.keep_until(row) - time.time())
+            held.keep(self.channel, group, key, row, time.monotonic() + seconds)
         return row
 
 
@@ -197,7 +202,7 @@ class _Held:
         self.fairy = fairy
         self.cursor = cursor
         self.listening: set[str] = set()
-        self.kept: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self.kept: dict[tuple[Any, ...], tuple[float, Any]] = {}  # (monotonic deadline, row)
         self.groups: dict[tuple[str, str], set[tuple[Any, ...]]] = {}
         self.changes = 0  # notifications handled: a KeptRead keeps only if none came in
         self.commits = commits  # this process's commits as of the last fence
@@ -252,15 +257,24 @@ class _Held:
         if not poller.poll(0):
             return True
         changes = self.changes
-        try:
-            pgconn.consume_input()
-        except psycopg.OperationalError:  # the socket is gone
-            return False
-        while (notify := pgconn.notifies()) is not None:
-            self._forget_group(notify.relname.decode(), notify.extra.decode())
-        return self.changes != changes and pgconn.status == pq.ConnStatus.OK
+        # Read until nothing is left: libpq takes one read at a time, and a server that
+        # ends the connection just after a notification leaves its goodbye for the next.
+        for _ in range(MAX_READS):
+            try:
+                pgconn.consume_input()
+            except psycopg.OperationalError:  # the socket is gone
+                return False
+            while (notify := pgconn.notifies()) is not None:
+                self._forget_group(notify.relname.decode(), notify.extra.decode())
+            if pgconn.status != pq.ConnStatus.OK:
+                return False
+            if not poller.poll(0):
+                return self.changes != changes
+        return False  # still more to read: start afresh on a new connection
 
 
+# Reads of what an idle connection received before it is given up for a new one.
+MAX_READS = 16
 # What one thread keeps at most; past it, all of it goes (a new page of callers).
 MAX_KEPT = 4096
 # The payload of a change that names no row (a TRUNCATE): forget everything.
@@ -275,6 +289,7 @@ class ReadConnections:
     """
 
     def __init__(self) -> None:
+        self._hooked: WeakSet[Engine] = WeakSet()  # engines whose disposal closes ours
         self._forget()
         # A forked child must not use its parent's sockets: it opens its own.
         os.register_at_fork(after_in_child=self._forget)
@@ -283,11 +298,17 @@ class ReadConnections:
         self._local = threading.local()
         self._all: dict[Engine, list[Any]] = {}
         self._lock = threading.Lock()
+        self._counter = itertools.count(1)
         self._commits = 0
 
-    def committed(self) -> None:
-        """This process committed a write: each thread's next KeptRead asks the database."""
-        self._commits += 1
+    def committed(self, _session: Any = None) -> None:
+        """This process committed a write: each thread's next KeptRead asks the database.
+
+        Called once the commit is done (a thread that asked before it must ask again),
+        from any thread: each commit stores a number never stored before, so a thread
+        comparing with the last one it saw cannot miss it, whatever the interleaving.
+        """
+        self._commits = next(self._counter)
 
     def cursor(self, engine: Engine) -> Any:
         return self.held(engine).cursor
@@ -312,10 +333,9 @@ class ReadConnections:
             fairy.detach()  # now ours: closed by us, not returned to the pool
             held = helds[engine] = _Held(fairy, cursor, self._commits)
             with self._lock:
-                if engine not in self._all:
+                if engine not in self._hooked:
                     event.listen(engine, "engine_disposed", self.close_all)
-                    # Any commit through the engine (the request's session included).
-                    event.listen(engine, "commit", lambda _connection: self.committed())
+                    self._hooked.add(engine)
                 self._all.setdefault(engine, []).append(fairy)
         return held
 
@@ -337,3 +357,5 @@ class ReadConnections:
 
 
 _READ_CONNECTIONS = ReadConnections()
+# Every commit of a session (the request's, a job's), once it is done: the fence.
+event.listen(Session, "after_commit", _READ_CONNECTIONS.committed)

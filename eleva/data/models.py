@@ -588,11 +588,11 @@ for _dialect, _statements in NOTE_COUNT_TRIGGERS.items():
 
 
 # Triggers naming, on USER_CHANGES_CHANNEL, every user whose row (but for its subject
-# counters) or one of whose login sessions a transaction changed or deleted, when it commits (PostgreSQL's NOTIFY; one
-# notification per user and transaction). Each worker keeps its callers' check while
-# nothing is said of them (eleva.data.fastread.KeptRead). Statement-level, as the counts:
-# a bulk revocation names each user once. Not on SQLite, where nothing is kept. The
-# migration 0010_user_changes holds a frozen copy.
+# counters) or one of whose login sessions a transaction changed or deleted, when it
+# commits (PostgreSQL's NOTIFY; one notification per user and transaction). Each worker
+# keeps its callers' check while nothing is said of them (eleva.data.fastread.KeptRead).
+# Statement-level, as the counts: a bulk revocation names each user once. Not on SQLite,
+# where nothing is kept. The migration 0010_user_changes holds a frozen copy.
 USER_CHANGES_CHANNEL = "user_changes"
 USER_CHANGE_TRIGGERS = {
     "postgresql": [
