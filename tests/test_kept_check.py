@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from eleva.data.db import db
 from eleva.data.fastread import DIRECT_STATEMENT_LISTENERS
@@ -175,6 +175,22 @@ def test_a_notification_during_the_check_is_not_taken_for_an_answer(
 
 
 @requires_postgres
+def test_a_commit_of_this_process_is_seen_without_its_notification(app, client, user, elsewhere):
+    """The fence alone: a commit here that no trigger announces (triggers switched off
+    for its transaction) still ends the check kept before it."""
+    assert client.get(ME, headers=user.headers).status_code == 200
+    if not elsewhere.execute(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()[0]:
+        pytest.skip("needs a PostgreSQL superuser to switch the triggers off")
+    with app.app_context():
+        db.session.execute(text("SET LOCAL session_replication_role = replica"))
+        db.session.execute(update(User).where(User.id == user.id).values(is_active=False))
+        db.session.commit()
+    assert_error_shape(client.get(ME, headers=user.headers), 401)
+
+
+@requires_postgres
 def test_a_commit_of_this_process_makes_the_next_check_ask_once(
     app, client, user, other, count_queries
 ):
@@ -245,8 +261,7 @@ def test_a_user_ended_elsewhere_is_refused_within_its_notification(
 def test_a_check_is_never_kept_past_its_session_expiry(client, user, elsewhere, count_queries):
     """Kept up to 10 s, but the session ends in about one: the check ends with it."""
     elsewhere.execute(
-        "UPDATE login_sessions SET expires_at = now() + interval '1.5 seconds'"
-        " WHERE user_id = %s",
+        "UPDATE login_sessions SET expires_at = now() + interval '1.5 seconds' WHERE user_id = %s",
         (user.id,),
     )
     _until(lambda: client.get(ME, headers=user.headers).status_code == 200)
@@ -258,9 +273,7 @@ def test_a_check_is_never_kept_past_its_session_expiry(client, user, elsewhere, 
 
 
 @requires_postgres
-def test_a_connection_ended_with_a_notification_pending_is_not_used(
-    app, client, user, elsewhere
-):
+def test_a_connection_ended_with_a_notification_pending_is_not_used(app, client, user, elsewhere):
     """The server ends the read connection just after a notification of the caller: a
     first read finds the notification, the end only a second. The check asks the
     database on a new connection, not on the ended one (a 500)."""

@@ -345,15 +345,20 @@ class ReadConnections:
         with self._lock:
             fairies = self._all.pop(engine, [])
         for fairy in fairies:
-            with contextlib.suppress(Exception):  # closing what may already be dead
-                fairy.close()
+            _close(fairy)
 
     def _discard(self, engine: Engine, fairy: Any) -> None:
         self._local.held.pop(engine, None)
         with self._lock, contextlib.suppress(ValueError):
             self._all.get(engine, []).remove(fairy)
-        with contextlib.suppress(Exception):
-            fairy.close()
+        _close(fairy)
+
+
+def _close(fairy: Any) -> None:
+    # Detached, so ours to close: the driver's connection itself. The pool's close() would
+    # roll back first, which on a connection the server ended fails and logs a traceback.
+    with contextlib.suppress(Exception):  # closing what may already be dead
+        fairy.dbapi_connection.close()
 
 
 _READ_CONNECTIONS = ReadConnections()
