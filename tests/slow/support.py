@@ -124,12 +124,19 @@ def drop_database(name: str) -> None:
 
 
 def terminate_connections(database: str) -> int:
-    """Kill every connection to ``database`` (the app's pool included); return how many."""
+    """Kill every connection to ``database`` (the app's pool included); return how many.
+
+    Each kill is waited for (up to 5 s): the server's goodbye is then on the app's
+    socket, and the next request comes *after* it. Without the wait, a request may race
+    the kill and meet a connection dying under its statement: a 503, which is right,
+    but not what the tests built on this one prove.
+    """
     rows = admin_execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
         "WHERE datname = %s AND pid <> pg_backend_pid()",
         (database,),
     )
+    assert all(terminated for (terminated,) in rows), "a connection outlived its kill"
     return len(rows)
 
 
