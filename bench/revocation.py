@@ -27,8 +27,6 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
-import http.client
-import json
 import secrets
 import shutil
 import subprocess
@@ -40,21 +38,9 @@ from pathlib import Path
 import psycopg
 
 from bench._common import machine, median, percentile, production_env, rule, scratch_database
-from bench.http import Server, seed
+from bench.http import Server, call, seed
 
 DB_NAME = "eleva_bench_revocation"
-
-
-def request(port: int, method: str, path: str, token: str | None = None, body=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    conn.request(method, path, body=json.dumps(body) if body else None, headers=headers)
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response.status, data
 
 
 def notification_delays(dsn: str, n: int) -> list[float]:
@@ -77,13 +63,13 @@ def notification_delays(dsn: str, n: int) -> list[float]:
 def trial(pool: ThreadPoolExecutor, port: int, password: str, after: int) -> tuple[int, int]:
     """Log in, warm every worker, log out, then ``after`` requests: (answered 200, sent)."""
     login = {"login": "leaver", "password": password}
-    token = json.loads(request(port, "POST", "/api/v1/auth/login", body=login)[1])["access_token"]
+    token = call(port, "POST", "/api/v1/auth/login", login)[1]["access_token"]
 
     def me(_i: int) -> int:
-        return request(port, "GET", "/api/v1/users/me", token)[0]
+        return call(port, "GET", "/api/v1/users/me", token=token)[0]
 
     assert set(pool.map(me, range(30))) == {200}
-    assert request(port, "POST", "/api/v1/auth/logout", token)[0] == 204
+    assert call(port, "POST", "/api/v1/auth/logout", token=token)[0] == 204
     statuses = list(pool.map(me, range(after)))
     return statuses.count(200), len(statuses)
 
@@ -109,7 +95,7 @@ def main() -> int:
             load_token = seed(port, database_url)
             password = secrets.token_urlsafe(16)
             account = {"email": "leaver@example.com", "username": "leaver", "password": password}
-            assert request(port, "POST", "/api/v1/auth/register", body=account)[0] == 201
+            assert call(port, "POST", "/api/v1/auth/register", account)[0] == 201
             if args.load:
                 load = subprocess.Popen(
                     ["wrk", "-t1", "-c16", "-d3600s", "-H", f"Authorization: Bearer {load_token}",

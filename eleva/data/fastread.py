@@ -115,10 +115,10 @@ class KeptRead(FastRead[T]):
     answering from what it keeps, the thread reads what the server has delivered and
     forgets every answer of a group named there. An answer is kept at most ``max_age``
     seconds and never past ``keep_until(row)``: the net should a connection die without
-    a sign. A change committed elsewhere
-    reaches a thread as soon as the server sends its notification: requests that start
-    meanwhile (typically well under a millisecond) still see the old row, as requests
-    already past the check do without a cache. Elsewhere (SQLite) nothing is kept.
+    a sign. A change committed elsewhere reaches a thread as soon as the server sends its
+    notification: requests that start meanwhile (typically well under a millisecond)
+    still see the old row, as requests already past the check do without a cache.
+    Elsewhere (SQLite) nothing is kept.
 
     After a commit of this process the next lookup asks the database (a fence): the
     server sends a statement's notifications before its result, so its own commits'
@@ -234,6 +234,7 @@ class _Held:
         self.changes += 1
         if group == EVERY_GROUP:
             self.forget_all()
+            return
         for key in self.groups.pop((channel, group), ()):
             self.kept.pop(key, None)
 
