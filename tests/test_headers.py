@@ -102,6 +102,83 @@ def test_no_store_on_auth_and_authenticated_responses(client, user):
     assert "no-store" not in client.get("/health").headers.get("Cache-Control", "")
 
 
+def _through_response_headers(path: str, app_headers: list, **environ: str) -> dict:
+    """What ResponseHeaders makes of an app's headers, as the server receives them."""
+    from werkzeug.test import EnvironBuilder
+
+    from eleva.http.web import ResponseHeaders
+
+    def inner(_environ, start_response):
+        start_response("200 OK", list(app_headers))
+        return [b"{}"]
+
+    sent: list = []
+    middleware = ResponseHeaders(inner, hsts=True, docs_paths=frozenset({"/docs"}))
+    environ_ = EnvironBuilder(path=path).get_environ()
+    environ_.update(environ)
+    body = middleware(environ_, lambda status, headers, exc_info=None: sent.extend(headers))
+    assert list(body) == [b"{}"]
+    names = [name.lower() for name, _ in sent]
+    return {"names": names, **{name.lower(): value for name, value in sent}}
+
+
+def test_the_apps_own_headers_are_replaced_or_merged_not_doubled():
+    app_headers = [
+        ("Content-Type", "application/json"),
+        ("Vary", "Accept-Encoding"),
+        ("Cache-Control", "public, max-age=60"),
+        ("Content-Security-Policy", "default-src *"),
+        ("X-Request-ID", "from-the-view"),
+    ]
+    sent = _through_response_headers(
+        "/api/v1/subjects/", app_headers, HTTP_AUTHORIZATION="Bearer x"
+    )
+    for name in ("vary", "cache-control", "content-security-policy", "x-request-id"):
+        assert sent["names"].count(name) == 1, sent
+    assert sent["vary"] == "Accept-Encoding, Origin"
+    assert sent["cache-control"] == "no-store"
+    assert sent["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert re.fullmatch(r"[0-9a-f]{32}", sent["x-request-id"])
+    assert sent["strict-transport-security"].startswith("max-age=")
+
+
+def test_without_credentials_the_apps_cache_control_and_media_vary_stand():
+    app_headers = [("Cache-Control", "public, max-age=31536000, immutable"), ("Vary", "Accept")]
+    media = _through_response_headers("/media/a.webp", app_headers)
+    assert media["cache-control"] == "public, max-age=31536000, immutable"
+    assert media["vary"] == "Accept"  # stored files answer every origin the same
+    api = _through_response_headers("/health", [("Vary", "Origin")])
+    assert api["names"].count("vary") == 1 and api["vary"] == "Origin"
+    assert "script-src" in _through_response_headers("/docs", [])["content-security-policy"]
+
+
+def test_ensure_sync_remembers_sync_functions_and_still_wraps_coroutines(app):
+    class View:
+        def get(self):
+            return "sync"
+
+    def hook():
+        return None
+
+    async def coroutine_view():
+        return "async"
+
+    assert app.ensure_sync(hook) is hook
+    assert app.ensure_sync(hook) is hook  # from what it remembered
+    first, second = View(), View()
+    assert app.ensure_sync(first.get) == first.get
+    assert app.ensure_sync(second.get).__self__ is second  # the method of that object
+    # A coroutine function is never taken as sync: Flask wraps it (or, without the
+    # async extra installed, refuses it), as often as it is asked.
+    for _ in range(2):
+        try:
+            wrapped = app.ensure_sync(coroutine_view)
+        except RuntimeError as exc:
+            assert "async" in str(exc)
+        else:
+            assert wrapped is not coroutine_view
+
+
 # -- request ids and the access log ------------------------------------------------------
 
 

@@ -3,14 +3,17 @@ and the JSON encoder."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from random import getrandbits
 from typing import Any
+from weakref import WeakSet
 
 import orjson
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SessionInterface
 from flask_cors import CORS
@@ -44,7 +47,7 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             try:
-                record.request_id = g.get("request_id", "-")
+                record.request_id = request.environ.get(REQUEST_ID_KEY, "-")
             except RuntimeError:  # outside a request or app context
                 record.request_id = "-"
         return True
@@ -106,56 +109,95 @@ def init_http(app: Flask) -> None:
     # never send a session cookie).
     app.session_interface = NoSessions()
 
-    static_headers = [
-        ("X-Content-Type-Options", "nosniff"),
-        ("X-Frame-Options", "DENY"),
-        ("Referrer-Policy", "no-referrer"),
-    ]
-    if app.config["HSTS_ENABLED"]:
-        static_headers.append(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
+    # Outermost, so that what it adds is on every answer the app gives, errors included.
+    app.wsgi_app = ResponseHeaders(  # type: ignore[method-assign]  # Flask's documented way
+        app.wsgi_app,
+        hsts=app.config["HSTS_ENABLED"],
+        docs_paths=frozenset(
+            rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in DOCS_ENDPOINTS
+        ),
+    )
 
-    @app.before_request
-    def start_request() -> None:
-        g.started = time.perf_counter()
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else new_request_id()
 
-    @app.after_request
-    def finish_response(response: Response) -> Response:
-        req, ctx = request, g
-        headers = response.headers
-        request_id = ctx.get("request_id") or new_request_id()
-        headers["X-Request-ID"] = request_id
-        headers.extend(static_headers)
-        headers["Content-Security-Policy"] = (
-            DOCS_CSP if req.endpoint in DOCS_ENDPOINTS else JSON_CSP
-        )
-        if "Authorization" in req.headers or req.path.startswith("/api/v1/auth"):
-            headers["Cache-Control"] = "no-store"
-        if not req.path.startswith("/media/"):
+# Where ResponseHeaders leaves the request id for the app (the log records' filter).
+REQUEST_ID_KEY = "eleva.request_id"
+HSTS_HEADER = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+StartResponse = Callable[..., Any]
+
+
+class ResponseHeaders:
+    """WSGI middleware: the request id, the security headers, ``Vary: Origin`` and
+    ``Cache-Control: no-store`` where they belong, and the app's debug line.
+
+    Here rather than in an ``after_request`` hook because werkzeug's ``Headers`` checks
+    each value and scans the whole list on every set: for these headers ~25 µs of a
+    request in process, a few µs as tuples on the plain list that goes to the server
+    (bench/README.md). gunicorn's own answers get theirs in eleva.serving.
+    """
+
+    def __init__(
+        self, wsgi_app: Callable[..., Any], *, hsts: bool, docs_paths: frozenset[str]
+    ) -> None:
+        self.wsgi_app = wsgi_app
+        self.static = [
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "no-referrer"),
+        ]
+        if hsts:
+            self.static.append(HSTS_HEADER)
+        self.docs_paths = docs_paths
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else new_request_id()
+        environ[REQUEST_ID_KEY] = request_id
+        started = time.perf_counter()
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            path = environ.get("PATH_INFO", "")
+            own = [
+                ("X-Request-ID", request_id),
+                *self.static,
+                ("Content-Security-Policy", DOCS_CSP if path in self.docs_paths else JSON_CSP),
+            ]
+            replaced = _OWN_NAMES
+            if "HTTP_AUTHORIZATION" in environ or path.startswith("/api/v1/auth"):
+                own.append(("Cache-Control", "no-store"))
+                replaced = _OWN_NAMES_NO_STORE
             # The API's CORS headers depend on the request's Origin, even when it sent
-            # none or one not allowed: a cache must not serve one origin's answer to another.
-            # (On the header itself: response.vary parses and rebuilds it, ~10 % of a
-            # small request's time in this function.)
-            vary = headers.get("Vary")
-            if vary is None:
-                headers["Vary"] = "Origin"
-            elif "origin" not in vary.lower():
-                headers["Vary"] = f"{vary}, Origin"
-        # The access log is the server's (gunicorn.conf.py, werkzeug under `flask run`):
-        # the app's own line is for debugging, and costs nothing when off.
-        if log.isEnabledFor(logging.DEBUG):
-            started = ctx.get("started")
-            duration_ms = (time.perf_counter() - started) * 1000 if started else 0.0
-            log.debug(
-                "%s %s %s %.1fms",
-                req.method,
-                req.path,
-                response.status_code,
-                duration_ms,
-                extra={"request_id": request_id},
-            )
-        return response
+            # none or one not allowed: a cache must not serve one origin's answer to
+            # another. Stored files (/media/) answer every origin the same.
+            add_vary = not path.startswith("/media/")
+            kept = []
+            for name, value in headers:
+                lower = name.lower()
+                if lower in replaced:
+                    continue
+                if lower == "vary" and add_vary:
+                    add_vary = False
+                    if "origin" not in value.lower():
+                        value = f"{value}, Origin"
+                kept.append((name, value))
+            if add_vary:
+                own.append(("Vary", "Origin"))
+            kept += own
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s %s %s %.1fms",
+                    environ.get("REQUEST_METHOD"),
+                    path.encode("latin-1").decode("utf-8", "replace"),
+                    status.split(" ", 1)[0],
+                    (time.perf_counter() - started) * 1000,
+                    extra={"request_id": request_id},
+                )
+            return start_response(status, kept, exc_info)
+
+        return self.wsgi_app(environ, start)
+
+
+_OWN_NAMES = frozenset({"x-request-id", "content-security-policy"})
+_OWN_NAMES_NO_STORE = _OWN_NAMES | {"cache-control"}
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -191,3 +233,20 @@ class JSONProvider(DefaultJSONProvider):
 
 class App(Flask):
     json_provider_class = JSONProvider
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_functions: WeakSet[Any] = WeakSet()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Flask's, remembering its answer: Flask asks it of every hook and view on every
+        request, and inspect takes ~1 µs to say that a function is not a coroutine
+        function, which a function never becomes (a method: its function)."""
+        target = getattr(func, "__func__", func)
+        if target in self._sync_functions:
+            return func
+        result = super().ensure_sync(func)
+        if result is func:
+            with contextlib.suppress(TypeError):  # an object that takes no weak reference
+                self._sync_functions.add(target)
+        return result
