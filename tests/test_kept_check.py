@@ -298,3 +298,79 @@ def _polled(socket: int, event: int) -> bool:
     poller = select.poll()
     poller.register(socket, event)
     return any(happened & event for _fd, happened in poller.poll(0))
+
+
+# -- a read connection ended between its check and its statement --------------------------
+
+
+@pytest.fixture
+def ended_after_its_check(app, elsewhere, monkeypatch) -> Callable[[], object]:
+    """Ends this thread's read connection, then makes its next liveness check say alive:
+    the server ended it between the check and the statement (a restart, a failover)."""
+    from eleva.data import fastread
+
+    def end() -> object:
+        with app.app_context():
+            reader = fastread._READ_CONNECTIONS.held(db.engine)
+        pid = reader.cursor.connection.info.backend_pid
+        # With a timeout, pg_terminate_backend returns once the backend is gone.
+        assert elsewhere.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0]
+        checked = fastread._Held.usable
+        fooled: list[object] = []
+
+        def alive_once(held, commits: int) -> bool:
+            if not fooled:
+                fooled.append(held)
+                return True
+            return checked(held, commits)
+
+        monkeypatch.setattr(fastread._Held, "usable", alive_once)
+        return reader
+
+    return end
+
+
+@requires_postgres
+@pytest.mark.config(SESSION_CHECK_KEEP_SECONDS=0)
+def test_a_read_whose_connection_ended_after_its_check_is_sent_again(
+    app, client, user, ended_after_its_check, caplog
+):
+    from eleva.data.fastread import _READ_CONNECTIONS
+
+    assert client.get(ME, headers=user.headers).status_code == 200
+    reader = ended_after_its_check()
+    sent: list[str] = []
+    DIRECT_STATEMENT_LISTENERS.append(lambda _conn, sql, _params: sent.append(sql))
+    try:
+        me = client.get(ME, headers=user.headers)
+    finally:
+        DIRECT_STATEMENT_LISTENERS.pop()
+    assert me.status_code == 200, me.json  # not a 503
+    assert len(sent) == 2 and sent[0] == sent[1]  # once on the ended connection, once anew
+    lost = [r for r in caplog.records if r.name == "eleva.data.fastread"]
+    assert [r.levelname for r in lost] == ["WARNING"] and not lost[0].exc_info
+    with app.app_context():
+        assert _READ_CONNECTIONS.held(db.engine) is not reader
+
+
+@requires_postgres
+def test_a_write_whose_connection_ended_is_not_sent_again(
+    app, client, user, elsewhere, ended_after_its_check
+):
+    """Whether a write whose connection died committed is unknown: it fails (a 503 in a
+    request) and is never sent a second time."""
+    from eleva.services import subjects
+
+    created = client.post(SUBJECTS, json={"name": "Physics"}, headers=user.headers)
+    subject_id = created.json["id"]
+    ended_after_its_check()
+    sent: list[str] = []
+    DIRECT_STATEMENT_LISTENERS.append(lambda _conn, sql, _params: sent.append(sql))
+    try:
+        with app.app_context(), pytest.raises(psycopg.OperationalError):
+            subjects.update_subject_by_id(user.id, subject_id, {"description": "new"})
+    finally:
+        DIRECT_STATEMENT_LISTENERS.pop()
+    assert len(sent) == 1 and sent[0].startswith("UPDATE")
+    description = elsewhere.execute("SELECT description FROM subjects WHERE id = %s", (subject_id,))
+    assert description.fetchone()[0] != "new"

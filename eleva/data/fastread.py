@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import select
 import threading
@@ -41,6 +42,7 @@ from eleva.data.db import db, unique_conflicts
 from eleva.data.models import UTCDateTime
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Called with (driver connection, SQL, parameters) for each statement a FastRead sends
 # straight to the driver, which SQLAlchemy's events do not see: the tests count them.
@@ -58,6 +60,8 @@ UTC_SESSION = "SET TimeZone = 'UTC'"
 
 class FastRead(Generic[T]):
     """A prepared SELECT; ``make_row`` builds each result from its values, in order."""
+
+    resend_on_new_connection = True
 
     def __init__(self, statement: Select | UpdateBase, make_row: Callable[..., T]) -> None:
         self.statement = statement
@@ -94,7 +98,21 @@ class FastRead(Generic[T]):
         params = {**defaults, **params}
         for listener in DIRECT_STATEMENT_LISTENERS:
             listener(cursor.connection, sql, params)
-        return cursor.execute(sql, params)
+        try:
+            return cursor.execute(sql, params)
+        except psycopg.OperationalError as exc:
+            # Checked alive just before, but ended by the server since (a restart, a
+            # failover, an idle reaper): a read changed nothing, so it is sent once more
+            # on a new connection. A write is not: whether it committed is unknown.
+            if not self.resend_on_new_connection or not cursor.connection.broken:
+                raise
+            log.warning(
+                "Read connection lost (%s): the read is sent on a new one.", type(exc).__name__
+            )
+        held = _READ_CONNECTIONS.held(engine)  # the broken one is replaced
+        for listener in DIRECT_STATEMENT_LISTENERS:
+            listener(held.cursor.connection, sql, params)
+        return held.cursor.execute(sql, params)
 
     def _row(self, values: Sequence[Any]) -> T:
         row = list(values)
@@ -176,6 +194,8 @@ class FastWrite(FastRead[T]):
     Not for a request whose session already holds row locks or uncommitted writes: this
     runs on another connection, which would wait for them (or miss them).
     """
+
+    resend_on_new_connection = False  # it may have committed before the connection died
 
     def first(self, **params: Any) -> T | None:
         with unique_conflicts():
