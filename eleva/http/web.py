@@ -186,7 +186,7 @@ class ResponseHeaders:
                 log.debug(
                     "%s %s %s %.1fms",
                     environ.get("REQUEST_METHOD"),
-                    path.encode("latin-1").decode("utf-8", "replace"),
+                    path.encode("latin-1", "replace").decode("utf-8", "replace"),
                     status.split(" ", 1)[0],
                     (time.perf_counter() - started) * 1000,
                     extra={"request_id": request_id},
