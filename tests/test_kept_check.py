@@ -333,18 +333,14 @@ def ended_after_its_check(app, elsewhere, monkeypatch) -> Callable[[], object]:
 @requires_postgres
 @pytest.mark.config(SESSION_CHECK_KEEP_SECONDS=0)
 def test_a_read_whose_connection_ended_after_its_check_is_sent_again(
-    app, client, user, ended_after_its_check, caplog
+    app, client, user, ended_after_its_check, caplog, count_queries
 ):
     from eleva.data.fastread import _READ_CONNECTIONS
 
     assert client.get(ME, headers=user.headers).status_code == 200
     reader = ended_after_its_check()
-    sent: list[str] = []
-    DIRECT_STATEMENT_LISTENERS.append(lambda _conn, sql, _params: sent.append(sql))
-    try:
+    with count_queries() as sent:
         me = client.get(ME, headers=user.headers)
-    finally:
-        DIRECT_STATEMENT_LISTENERS.pop()
     assert me.status_code == 200, me.json  # not a 503
     assert len(sent) == 2 and sent[0] == sent[1]  # once on the ended connection, once anew
     lost = [r for r in caplog.records if r.name == "eleva.data.fastread"]
@@ -355,7 +351,7 @@ def test_a_read_whose_connection_ended_after_its_check_is_sent_again(
 
 @requires_postgres
 def test_a_write_whose_connection_ended_is_not_sent_again(
-    app, client, user, elsewhere, ended_after_its_check
+    app, client, user, elsewhere, ended_after_its_check, count_queries
 ):
     """Whether a write whose connection died committed is unknown: it fails (a 503 in a
     request) and is never sent a second time."""
@@ -364,13 +360,8 @@ def test_a_write_whose_connection_ended_is_not_sent_again(
     created = client.post(SUBJECTS, json={"name": "Physics"}, headers=user.headers)
     subject_id = created.json["id"]
     ended_after_its_check()
-    sent: list[str] = []
-    DIRECT_STATEMENT_LISTENERS.append(lambda _conn, sql, _params: sent.append(sql))
-    try:
-        with app.app_context(), pytest.raises(psycopg.OperationalError):
-            subjects.update_subject_by_id(user.id, subject_id, {"description": "new"})
-    finally:
-        DIRECT_STATEMENT_LISTENERS.pop()
+    with count_queries() as sent, app.app_context(), pytest.raises(psycopg.OperationalError):
+        subjects.update_subject_by_id(user.id, subject_id, {"description": "new"})
     assert len(sent) == 1 and sent[0].startswith("UPDATE")
     description = elsewhere.execute("SELECT description FROM subjects WHERE id = %s", (subject_id,))
     assert description.fetchone()[0] != "new"

@@ -96,10 +96,8 @@ class FastRead(Generic[T]):
             self._compiled = (compiled.string, dict(compiled.params), utc)
         sql, defaults, _utc = self._compiled
         params = {**defaults, **params}
-        for listener in DIRECT_STATEMENT_LISTENERS:
-            listener(cursor.connection, sql, params)
         try:
-            return cursor.execute(sql, params)
+            return _send(cursor, sql, params)
         except psycopg.OperationalError as exc:
             # Checked alive just before, but ended by the server since (a restart, a
             # failover, an idle reaper): a read changed nothing, so it is sent once more
@@ -109,10 +107,7 @@ class FastRead(Generic[T]):
             log.warning(
                 "Read connection lost (%s): the read is sent on a new one.", type(exc).__name__
             )
-        held = _READ_CONNECTIONS.held(engine)  # the broken one is replaced
-        for listener in DIRECT_STATEMENT_LISTENERS:
-            listener(held.cursor.connection, sql, params)
-        return held.cursor.execute(sql, params)
+        return _send(_READ_CONNECTIONS.held(engine).cursor, sql, params)  # the broken one replaced
 
     def _row(self, values: Sequence[Any]) -> T:
         row = list(values)
@@ -121,6 +116,12 @@ class FastRead(Generic[T]):
             if value is not None and value.tzinfo is not UTC:
                 row[i] = value.astimezone(UTC)
         return self.make_row(*row)
+
+
+def _send(cursor: Any, sql: str, params: dict[str, Any]) -> Any:
+    for listener in DIRECT_STATEMENT_LISTENERS:
+        listener(cursor.connection, sql, params)
+    return cursor.execute(sql, params)
 
 
 class KeptRead(FastRead[T]):
