@@ -660,42 +660,6 @@ def test_list_totals_stay_exact_under_concurrent_writes(app, client, user, subje
 # -- statements per request, whatever the number of notes -------------------------------
 
 
-@pytest.mark.parametrize(
-    ("n_notes", "page_size"), [(0, 1), (3, 1), (3, 100), (150, 20), (150, 100)]
-)
-def test_the_list_costs_the_same_statements_whatever_the_size(
-    app, client, user, subject, count_queries, n_notes, page_size
-):
-    app.config["SESSION_CHECK_KEEP_SECONDS"] = 0  # the caller checked by a statement
-    now = datetime.now(UTC)
-    with app.app_context():
-        if n_notes:
-            db.session.execute(
-                Note.__table__.insert(),
-                [
-                    {"owner_id": user.id, "subject_id": subject, "title": f"N{i}",
-                     "body": "b" * 1000, "excerpt": "b" * 200, "created_at": now, "updated_at": now}
-                    for i in range(n_notes)
-                ],
-            )  # fmt: skip
-            db.session.commit()
-    for query in (
-        {"page_size": page_size},
-        {"page_size": page_size, "sort": "title"},
-        {"page": 1000},
-    ):
-        with count_queries() as statements:
-            response = client.get(notes_of(subject), headers=user.headers, query_string=query)
-        assert response.status_code == 200
-        expected = 0 if query.get("page") else min(n_notes, page_size)
-        assert len(response.json) == expected
-        assert json.loads(response.headers["X-Pagination"])["total"] == n_notes
-        # The caller's session check, then the page with its total.
-        assert len(statements) == 2, statements
-        # The list never reads a body.
-        assert not any("body" in statement for statement in statements), statements
-
-
 # -- the OpenAPI spec --------------------------------------------------------------------
 
 

@@ -441,40 +441,6 @@ def test_page_size_100_is_allowed(client, user, many):
     assert len(listing(client, user, page_size=100)[0]) == 25
 
 
-@pytest.mark.parametrize(
-    ("n_subjects", "page_size"), [(0, 1), (3, 1), (3, 100), (150, 20), (150, 100)]
-)
-def test_the_list_costs_the_same_statements_whatever_the_size(
-    app, client, user, count_queries, n_subjects, page_size
-):
-    app.config["SESSION_CHECK_KEEP_SECONDS"] = 0  # the caller checked by a statement
-    now = datetime.now(UTC)
-    rows = [
-        {"owner_id": user.id, "name": f"S{i}", "created_at": now, "updated_at": now}
-        for i in range(n_subjects)
-    ]
-    with app.app_context():
-        if rows:
-            db.session.execute(Subject.__table__.insert(), rows)
-            db.session.commit()
-    for query in (
-        # the session check and the caller (whose counters are the total), and the page
-        {"page_size": page_size},
-        # the same, and the count of the matches
-        {"page_size": page_size, "q": "s", "sort": "name", "archived": "all"},
-        # past the end: an empty page, still one statement
-        {"page_size": page_size, "page": 1000},
-    ):
-        with count_queries() as statements:
-            response = client.get(SUBJECTS, headers=user.headers, query_string=query)
-        assert response.status_code == 200
-        expected_items = 0 if query.get("page") else min(n_subjects, page_size)
-        assert len(response.json) == expected_items
-        assert json.loads(response.headers["X-Pagination"])["total"] == n_subjects
-        # The caller's session check, then the page with its total.
-        assert len(statements) == 2, statements
-
-
 # -- the list refuses an ended session before reading anything ---------------------------
 
 
