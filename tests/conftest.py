@@ -23,8 +23,7 @@ from sqlalchemy import event, text
 from config import TestingConfig
 from eleva import create_app
 from eleva.core.errors import Conflict, NotFound
-from eleva.data.db import db
-from eleva.data.fastread import DIRECT_STATEMENT_LISTENERS
+from eleva.data.db import TRANSACTION_SETTINGS_SQL, db
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith(("postgres", "postgresql"))
@@ -256,24 +255,20 @@ def other(auth: AuthActions) -> Account:
 
 @contextmanager
 def watch_statements(app: Flask, on_statement: Callable[[Any, str], None]) -> Iterator[None]:
-    """Call ``on_statement(driver_connection, sql)`` for every statement the app sends,
-    through SQLAlchemy or straight to the driver (the hot reads, eleva.services.db)."""
+    """Call ``on_statement(driver_connection, sql)`` for every statement the app sends
+    but the per-transaction settings (eleva.data.db.TRANSACTION_SETTINGS)."""
 
     def through_sqlalchemy(conn, _cursor, statement, _params, _context, _many) -> None:
-        on_statement(conn.connection.driver_connection, statement)
-
-    def direct(driver_connection: Any, statement: str, _params: Any) -> None:
-        on_statement(driver_connection, statement)
+        if statement != TRANSACTION_SETTINGS_SQL:
+            on_statement(conn.connection.driver_connection, statement)
 
     with app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", through_sqlalchemy)
-    DIRECT_STATEMENT_LISTENERS.append(direct)
     try:
         yield
     finally:
         event.remove(engine, "before_cursor_execute", through_sqlalchemy)
-        DIRECT_STATEMENT_LISTENERS.remove(direct)
 
 
 @pytest.fixture

@@ -548,7 +548,7 @@ def test_the_reservation_itself_is_exact_under_concurrency(app, user):
     assert passed.count(True) == 2
     with app.app_context():
         assert db.session.scalar(select(User.storage_used).where(User.id == user.id)) == 2 * size
-        db.session.execute(update(User).values(storage_used=0, documents_count=0))
+        db.session.execute(update(User).values(storage_used=0))
         db.session.commit()
 
 

@@ -11,10 +11,14 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import QueryableAttribute
 
 from eleva.data.db import db
 
 T = TypeVar("T")
+# What a list sorts by: a column, or an expression of one (lower(name)).
+Sortable = ColumnElement[Any] | QueryableAttribute[Any]
+SortColumns = Mapping[str, Callable[[], Sortable]]
 
 # OFFSET is a bigint on PostgreSQL and SQLite; no list has more rows than 32-bit ids
 # allow, so a larger page number is simply past the end.
@@ -54,7 +58,7 @@ def _one_entity(query: Select[Any]) -> bool:
     return len(descriptions) == 1 and descriptions[0]["expr"] is descriptions[0]["entity"]
 
 
-def sort_keys(columns: Mapping[str, object]) -> tuple[str, ...]:
+def sort_keys(columns: SortColumns) -> tuple[str, ...]:
     """The ``sort`` values a list accepts for these keys: each, and each with '-'."""
     return tuple(k for key in columns for k in (key, f"-{key}"))
 
@@ -62,8 +66,8 @@ def sort_keys(columns: Mapping[str, object]) -> tuple[str, ...]:
 def ordered(
     query: Select[Any],
     sort: str,
-    columns: Mapping[str, Callable[[], ColumnElement[Any]]],
-    tiebreaker: ColumnElement[Any],
+    columns: SortColumns,
+    tiebreaker: Sortable,
 ) -> Select[Any]:
     """``query`` ordered by ``sort`` (a key of ``columns``, '-' for descending), ties
     broken by ``tiebreaker`` (unique) in the same direction: pages never overlap."""

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
 from flask import current_app
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from eleva.core import filetypes
@@ -44,7 +43,7 @@ from eleva.core.errors import (
 )
 from eleva.data.db import commit, db
 from eleva.data.models import Document, Subject, User, utcnow
-from eleva.data.pages import Page, ordered, paginate, sort_keys
+from eleva.data.pages import Page, SortColumns, ordered, paginate, sort_keys
 from eleva.data.storage import (
     DOWNLOAD_SALT,
     UPLOAD_SALT,
@@ -67,7 +66,7 @@ DIRECT_UPLOAD_SECONDS = 15 * 60
 STALE_UPLOAD = timedelta(hours=1)
 PENDING_TYPE = "application/octet-stream"  # an uploading document's type, until complete
 
-SORT_COLUMNS: dict[str, Callable[[], ColumnElement]] = {
+SORT_COLUMNS: SortColumns = {
     "created_at": lambda: Document.created_at,
     "title": lambda: func.lower(Document.title),
     "size": lambda: Document.size,

@@ -3,22 +3,21 @@ owner: another user's note or subject does not exist as far as the caller can te
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import load_only
 
 from eleva.core.errors import NotFound
 from eleva.core.markdown import excerpt
 from eleva.data.db import commit, db
 from eleva.data.models import Note, utcnow
-from eleva.data.pages import Page, ordered, paginate, sort_keys
+from eleva.data.pages import Page, SortColumns, ordered, paginate, sort_keys
 from eleva.services import owned
 
 # Sort keys the API accepts, and what each orders by; id breaks ties so that pages never
 # overlap or skip rows. Titles sort without case, as subject names do.
-SORT_COLUMNS: dict[str, Callable[[], ColumnElement]] = {
+SORT_COLUMNS: SortColumns = {
     "updated_at": lambda: Note.updated_at,
     "created_at": lambda: Note.created_at,
     "title": lambda: func.lower(Note.title),

@@ -3,20 +3,19 @@ does not exist as far as the caller can tell (404, never 403)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 
 from eleva.core.errors import NotFound
 from eleva.data.db import commit, db
 from eleva.data.models import Subject, utcnow
-from eleva.data.pages import Page, ordered, paginate, sort_keys
+from eleva.data.pages import Page, SortColumns, ordered, paginate, sort_keys
 from eleva.services import documents, owned
 
 # Sort keys the API accepts, and what each orders by. id breaks ties so that pages never
 # overlap or skip rows.
-SORT_COLUMNS: dict[str, Callable[[], ColumnElement]] = {
+SORT_COLUMNS: SortColumns = {
     "name": lambda: func.lower(Subject.name),
     "created_at": lambda: Subject.created_at,
     "updated_at": lambda: Subject.updated_at,
