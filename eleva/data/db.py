@@ -58,7 +58,7 @@ def _violated_index(exc: Exception) -> str | None:
     error = getattr(exc, "orig", exc)  # SQLAlchemy's wrapper, or the driver's own error
     diag = getattr(error, "diag", None)  # psycopg
     if diag is not None and getattr(diag, "constraint_name", None):
-        return diag.constraint_name
+        return str(diag.constraint_name)
     match = _SQLITE_INDEX_RE.search(str(error))
     return match.group(1) if match else None
 

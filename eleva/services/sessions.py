@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from eleva.core.errors import NotFound
 from eleva.data.db import db
@@ -29,7 +29,7 @@ class SessionView:
     current: bool
 
 
-def _live(user_id: int) -> tuple:
+def _live(user_id: int) -> tuple[ColumnElement[bool], ...]:
     return (
         LoginSession.user_id == user_id,
         LoginSession.revoked_at.is_(None),
