@@ -261,17 +261,6 @@ def test_impossible_ids_are_404(client, user, path):
     )
 
 
-def test_get_has_an_etag_and_honours_if_none_match(client, user, note):
-    response = client.get(url(note["id"]), headers=user.headers)
-    assert response.status_code == 200
-    etag = response.headers["ETag"]
-    assert etag
-    not_modified = client.get(url(note["id"]), headers={**user.headers, "If-None-Match": etag})
-    assert not_modified.status_code == 304 and not_modified.data == b""
-    changed = client.get(url(note["id"]), headers={**user.headers, "If-None-Match": '"other"'})
-    assert changed.status_code == 200
-
-
 def test_patch_is_partial(client, user, note):
     response = client.patch(url(note["id"]), headers=user.headers, json={"title": "Sound"})
     assert response.status_code == 200
@@ -324,40 +313,6 @@ def test_patch_needs_a_body(client, user, note):
     assert_error_shape(client.patch(url(note["id"]), headers=user.headers), 422)
 
 
-def test_if_match_flow(client, user, note):
-    etag = client.get(url(note["id"]), headers=user.headers).headers["ETag"]
-    first = client.patch(
-        url(note["id"]), headers={**user.headers, "If-Match": etag}, json={"title": "Waves I"}
-    )
-    assert first.status_code == 200
-    assert first.headers["ETag"] != etag
-    stale = client.patch(
-        url(note["id"]), headers={**user.headers, "If-Match": etag}, json={"title": "Waves II"}
-    )
-    assert_error_shape(stale, 412)
-    assert client.get(url(note["id"]), headers=user.headers).json["title"] == "Waves I"
-    fresh = client.patch(
-        url(note["id"]),
-        headers={**user.headers, "If-Match": first.headers["ETag"]},
-        json={"title": "Waves II"},
-    )
-    assert fresh.status_code == 200
-
-
-def test_every_accepted_write_changes_the_etag(client, user, note):
-    etag = client.get(url(note["id"]), headers=user.headers).headers["ETag"]
-    same = client.patch(
-        url(note["id"]), headers={**user.headers, "If-Match": etag}, json={"title": "Waves"}
-    )
-    assert same.status_code == 200 and same.headers["ETag"] != etag
-    assert_error_shape(
-        client.patch(
-            url(note["id"]), headers={**user.headers, "If-Match": etag}, json={"title": "Waves"}
-        ),
-        412,
-    )
-
-
 def test_if_match_is_optional_and_star_matches(client, user, note):
     assert (
         client.patch(url(note["id"]), headers=user.headers, json={"body": "x"}).status_code == 200
@@ -369,21 +324,6 @@ def test_if_match_is_optional_and_star_matches(client, user, note):
         == 200
     )
     assert client.delete(url(note["id"]), headers=user.headers).status_code == 204
-
-
-def test_delete_honours_if_match(app, client, user, note):
-    etag = client.get(url(note["id"]), headers=user.headers).headers["ETag"]
-    client.patch(url(note["id"]), headers=user.headers, json={"body": "changed"})
-    assert_error_shape(
-        client.delete(url(note["id"]), headers={**user.headers, "If-Match": etag}), 412
-    )
-    assert note_row(app, note["id"]) is not None
-    current = client.get(url(note["id"]), headers=user.headers).headers["ETag"]
-    response = client.delete(url(note["id"]), headers={**user.headers, "If-Match": current})
-    assert response.status_code == 204 and response.data == b""
-    assert note_row(app, note["id"]) is None
-    assert_error_shape(client.get(url(note["id"]), headers=user.headers), 404)
-    assert_error_shape(client.delete(url(note["id"]), headers=user.headers), 404)
 
 
 # -- moving a note to another subject ----------------------------------------------------
