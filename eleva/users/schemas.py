@@ -12,9 +12,10 @@ from typing import Any, Protocol
 import marshmallow as ma
 from marshmallow import validate
 
+from eleva.core import study
 from eleva.data.models import PROFILE_VISIBILITIES
 from eleva.data.storage import storage
-from eleva.http.fields import StrictBoolean, Text
+from eleva.http.fields import StrictBoolean, StrictFloat, StrictInteger, Text
 from eleva.http.schemas import ResponseSchema
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,30}$"
@@ -72,6 +73,33 @@ class PrivacySchema(ma.Schema):
     show_email = StrictBoolean(metadata={"example": False})
 
 
+def _known_timezone(value: str) -> None:
+    if not study.is_timezone(value):
+        raise ma.ValidationError("Not a known IANA time zone (e.g. Europe/Paris).")
+
+
+class StudySettingsSchema(ma.Schema):
+    """The study settings a user may change (each optional: a partial update)."""
+
+    timezone = Text(
+        validate=[validate.Length(max=64), _known_timezone],
+        metadata={"description": "An IANA time zone.", "example": "Europe/Paris"},
+    )
+    day_starts_at_hour = StrictInteger(
+        validate=validate.Range(min=0, max=23),
+        metadata={"description": "A study day runs from this hour to the same hour the "
+                  "next day, local time.", "example": 4},
+    )
+    new_cards_per_day = StrictInteger(
+        validate=validate.Range(min=0, max=study.MAX_NEW_CARDS_PER_DAY),
+        metadata={"description": "New cards the queue offers per study day.", "example": 20},
+    )
+    desired_retention = StrictFloat(
+        validate=validate.Range(min=study.MIN_RETENTION, max=study.MAX_RETENTION),
+        metadata={"description": "The recall probability FSRS schedules for.", "example": 0.9},
+    )
+
+
 class UserBaseSchema(ma.Schema):
     """What a user may set on their own profile."""
 
@@ -97,6 +125,7 @@ class UserUpdateSchema(UserBaseSchema):
     username = username_field()
     email = email_field()
     privacy = ma.fields.Nested(PrivacySchema)
+    study = ma.fields.Nested(StudySettingsSchema)
 
 
 class PasswordChangeSchema(ma.Schema):
@@ -123,6 +152,13 @@ class PrivacyViewSchema(ResponseSchema):
         required=True, validate=validate.OneOf(PROFILE_VISIBILITIES)
     )
     show_email = ma.fields.Boolean(required=True)
+
+
+class StudySettingsViewSchema(ResponseSchema):
+    timezone = ma.fields.String(required=True, metadata={"example": "Europe/Paris"})
+    day_starts_at_hour = ma.fields.Integer(required=True, metadata={"example": 4})
+    new_cards_per_day = ma.fields.Integer(required=True, metadata={"example": 20})
+    desired_retention = ma.fields.Float(required=True, metadata={"example": 0.9})
 
 
 class HasPicture(Protocol):
@@ -155,6 +191,7 @@ class PrivateUserSchema(ResponseSchema):
     )
     is_active = ma.fields.Boolean(required=True)
     privacy = ma.fields.Nested(PrivacyViewSchema, required=True)
+    study = ma.fields.Nested(StudySettingsViewSchema, required=True)
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(required=True)
 
