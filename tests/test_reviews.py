@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import fsrs
 import pytest
@@ -106,7 +106,9 @@ def test_reviews_schedule_as_the_fsrs_package_does(client, user, name):
     unfuzzed = scheduler(fuzz=False)
     previous = fsrs.Card(card_id=card["id"], due=start)
     lapses = 0
-    for n, (answer, reference, at) in enumerate(replay(client, user, card["id"], SEQUENCES[name], start), 1):
+    for n, (answer, reference, at) in enumerate(
+        replay(client, user, card["id"], SEQUENCES[name], start), 1
+    ):
         got = answer["card"]
         assert got["state"] == STATES[reference.state]
         assert math.isclose(got["stability"], reference.stability, rel_tol=1e-12)
@@ -178,7 +180,9 @@ def test_an_exam_date_caps_due_at_the_start_of_the_day_before(client, user):
     at = datetime.now(UTC) - timedelta(minutes=5)
     got = review(client, user, card["id"], 4, at)["card"]  # easy: FSRS says days away
     cap = exam_cap(exam, StudySettings("Europe/Paris", 4))
-    uncapped, _ = scheduler(fuzz=False).review_card(fsrs.Card(card_id=1, due=at), fsrs.Rating(4), at)
+    uncapped, _ = scheduler(fuzz=False).review_card(
+        fsrs.Card(card_id=1, due=at), fsrs.Rating(4), at
+    )
     assert uncapped.due > cap + timedelta(days=3)
     assert parse(got["due"]) == cap
     assert math.isclose(got["stability"], uncapped.stability)
@@ -242,9 +246,14 @@ def test_undo_walks_back_the_whole_history_then_404(client, user):
         at += gap or timedelta(0)
         review(client, user, card["id"], rating, at)
     for _ in SEQUENCES["lapse and relearn"]:
-        assert client.delete(f"{CARDS}{card['id']}/reviews/last", headers=user.headers).status_code == 200
+        assert (
+            client.delete(f"{CARDS}{card['id']}/reviews/last", headers=user.headers).status_code
+            == 200
+        )
     assert client.get(f"{CARDS}{card['id']}", headers=user.headers).json == fresh
-    assert_error_shape(client.delete(f"{CARDS}{card['id']}/reviews/last", headers=user.headers), 404)
+    assert_error_shape(
+        client.delete(f"{CARDS}{card['id']}/reviews/last", headers=user.headers), 404
+    )
 
 
 # -- offline reviews, validation ---------------------------------------------------------------
@@ -294,7 +303,9 @@ def test_reviews_list_pages_oldest_first(client, user):
     page = client.get(f"{CARDS}{card['id']}/reviews?page=2&page_size=2", headers=user.headers)
     assert page.status_code == 200
     assert [r["duration_ms"] for r in page.json] == [2000, 3000]
-    assert '"total": 5' in page.headers["X-Pagination"] or '"total":5' in page.headers["X-Pagination"]
+    assert (
+        '"total": 5' in page.headers["X-Pagination"] or '"total":5' in page.headers["X-Pagination"]
+    )
     first = client.get(f"{CARDS}{card['id']}/reviews", headers=user.headers).json[0]
     assert set(first) == {"id", "card_id", "rating", "reviewed_at", "duration_ms", "state", "due"}
 
@@ -306,9 +317,13 @@ def test_a_retry_with_the_same_key_records_nothing_more(client, user, other):
     sid = make_subject(client, user)
     card = make_card(client, user, sid)
     key = {"Idempotency-Key": "9f1c2d3e-retry-1"}
-    first = client.post(f"{CARDS}{card['id']}/reviews", json={"rating": 3}, headers={**user.headers, **key})
+    first = client.post(
+        f"{CARDS}{card['id']}/reviews", json={"rating": 3}, headers={**user.headers, **key}
+    )
     assert first.status_code == 201
-    again = client.post(f"{CARDS}{card['id']}/reviews", json={"rating": 3}, headers={**user.headers, **key})
+    again = client.post(
+        f"{CARDS}{card['id']}/reviews", json={"rating": 3}, headers={**user.headers, **key}
+    )
     assert again.status_code == 201 and again.json == first.json
     assert len(client.get(f"{CARDS}{card['id']}/reviews", headers=user.headers).json) == 1
     # The same key with another request: refused, nothing recorded.
@@ -320,7 +335,9 @@ def test_a_retry_with_the_same_key_records_nothing_more(client, user, other):
     # Another user's key space is their own.
     osid = make_subject(client, other)
     ocard = make_card(client, other, osid)
-    mine = client.post(f"{CARDS}{ocard['id']}/reviews", json={"rating": 3}, headers={**other.headers, **key})
+    mine = client.post(
+        f"{CARDS}{ocard['id']}/reviews", json={"rating": 3}, headers={**other.headers, **key}
+    )
     assert mine.status_code == 201 and mine.json["card"]["id"] == ocard["id"]
     # Without a key, every request is a review.
     review(client, user, card["id"], 3)
@@ -333,10 +350,14 @@ def test_a_key_expires_after_24_hours(app, client, user, monkeypatch, runner):
     sid = make_subject(client, user)
     card = make_card(client, user, sid)
     key = {"Idempotency-Key": "k-24h"}
-    first = client.post(f"{CARDS}{card['id']}/reviews", json={"rating": 3}, headers={**user.headers, **key})
+    first = client.post(
+        f"{CARDS}{card['id']}/reviews", json={"rating": 3}, headers={**user.headers, **key}
+    )
     later = datetime.now(UTC) + timedelta(hours=24, minutes=1)
     monkeypatch.setattr(study, "utcnow", lambda: later)
-    second = client.post(f"{CARDS}{card['id']}/reviews", json={"rating": 3}, headers={**user.headers, **key})
+    second = client.post(
+        f"{CARDS}{card['id']}/reviews", json={"rating": 3}, headers={**user.headers, **key}
+    )
     assert second.status_code == 201 and second.json["review"]["id"] != first.json["review"]["id"]
     assert len(client.get(f"{CARDS}{card['id']}/reviews", headers=user.headers).json) == 2
     # The prune deletes keys older than a day.
@@ -368,5 +389,7 @@ def test_another_users_card_is_not_found_at_every_review_route(client, user, oth
         ("delete", f"{CARDS}{ocard['id']}/reviews/last", None),
         ("post", f"{CARDS}999999/reviews", {"rating": 3}),
     ]:
-        assert_error_shape(client.open(path, method=method.upper(), json=body, headers=user.headers), 404)
+        assert_error_shape(
+            client.open(path, method=method.upper(), json=body, headers=user.headers), 404
+        )
     assert len(client.get(f"{CARDS}{ocard['id']}/reviews", headers=other.headers).json) == 1

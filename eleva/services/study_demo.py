@@ -75,7 +75,7 @@ def seed_demo_cards(owner_id: int, *, now: datetime, seed: int = 29) -> tuple[in
             )
         ).all()
     )
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (a demo student's answers, reproducible)
     start = now - timedelta(days=SIMULATED_DAYS + 1)
     cards = []
     for name, pairs in DEMO_CARDS.items():
