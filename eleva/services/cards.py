@@ -116,9 +116,10 @@ def update_card(owner_id: int, card: Card, changes: dict[str, Any]) -> Card:
     subject_id = changes.get("subject_id", card.subject_id)
     if subject_id != card.subject_id:
         owned.require_target_subject(owner_id, subject_id)
-        keeps_note = "note_id" not in changes and card.note_id is not None
-        if keeps_note and not _notes_of(owner_id, subject_id, {card.note_id}):
-            card.note_id = None
+        note_id = card.note_id
+        if "note_id" not in changes and note_id is not None:
+            # Its note stays linked only if it is in the new subject too.
+            card.note_id = note_id if _notes_of(owner_id, subject_id, {note_id}) else None
         card.subject_id = subject_id
     if "note_id" in changes:
         if changes["note_id"] is not None:

@@ -281,7 +281,7 @@ def queue(
     ]
     union = union_all(
         *(
-            select(part.c)
+            select(*part.c)
             for part in (
                 select(Card.id, Card.due, literal(group).label("grp"))
                 .where(condition)
@@ -403,7 +403,7 @@ def _per_day(params: dict[str, Any], in_subject: str, postgres: bool) -> dict[da
          WHERE r.owner_id = :owner_id AND r.reviewed_at >= :from AND r.reviewed_at < :until
                {in_subject}
          GROUP BY 1
-    """
+    """  # nosec B608
     rows = db.session.execute(_statement(sql, params))
     return {_as_date(row.day): row for row in rows}
 
@@ -424,7 +424,7 @@ def _streak(params: dict[str, Any], in_subject: str, postgres: bool) -> int:
 
     def reviewed(days_back: str) -> str:
         return (
-            f"EXISTS (SELECT 1 FROM {_reviews_from(in_subject)} WHERE r.owner_id = :owner_id"
+            f"EXISTS (SELECT 1 FROM {_reviews_from(in_subject)} WHERE r.owner_id = :owner_id"  # nosec B608
             f" AND r.reviewed_at >= {_day_start_sql(days_back, postgres)}"
             f" AND r.reviewed_at < {_day_start_sql(f'{days_back} - 1', postgres)}{in_subject})"
         )
@@ -436,7 +436,7 @@ def _streak(params: dict[str, Any], in_subject: str, postgres: bool) -> int:
             SELECT n + 1 FROM walk WHERE n < :max_streak AND {reviewed("n + 1")}
         )
         SELECT (SELECT count(*) FROM walk) + (CASE WHEN {reviewed("0")} THEN 1 ELSE 0 END)
-    """
+    """  # nosec B608
     statement = _statement(sql, {**params, "max_streak": MAX_STREAK})
     return int(db.session.execute(statement).scalar_one())
 
@@ -455,7 +455,7 @@ def _forecast(
                AND c.state IN ('learning', 'review', 'relearning')
                AND c.due < :forecast_until {in_subject}
          GROUP BY 1
-    """
+    """  # nosec B608
     counts = {_as_date(row.day): row.due for row in db.session.execute(_statement(sql, params))}
     return [
         {"date": d, "due": counts.get(d, 0)}
@@ -474,7 +474,7 @@ def _cards_by_state(owner_id: int, subject_id: int | None) -> dict[str, int]:
 
 
 # Bound with their types: timestamps as the columns store them (SQLite compares text).
-_PARAM_TYPES = {
+_PARAM_TYPES: dict[str, Any] = {
     "from": UTCDateTime(),
     "until": UTCDateTime(),
     "today_start": UTCDateTime(),
