@@ -96,7 +96,13 @@ def review_card(
     if row is None:
         raise NotFound(NO_SUCH_CARD)
     card, exam_date = row
-    at = (reviewed_at or now).astimezone(UTC)
+    if reviewed_at is None:
+        # Now, read once the lock is ours: reviews of one card sent at once are then in
+        # the order they are recorded (never "earlier than the last" for a later one).
+        now = utcnow()
+        at = max(now, card.last_review_at) if card.last_review_at else now
+    else:
+        at = reviewed_at.astimezone(UTC)
     if at > now + CLOCK_SLACK:
         raise ValidationFailed.field("reviewed_at", "A review cannot happen in the future.")
     if card.last_review_at is not None and at < card.last_review_at:
