@@ -17,11 +17,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Date,
     Integer,
+    Select,
     TextClause,
     and_,
     bindparam,
@@ -257,34 +260,51 @@ def queue(
     """The cards to study now, in the contract's order, and how many there are of each
     kind: two statements (the counts, the cards) however many cards there are."""
     now = now or utcnow()
-    start = study.day_start(study.study_day(now, settings), settings)
-    where = _queue_filter(owner_id, subject_ids)
-    learning = where & Card.state.in_(("learning", "relearning")) & (Card.due <= now)
-    review = where & (Card.state == "review") & (Card.due <= now)
-    new = where & (Card.state == "new")
-    per_day = settings.new_cards_per_day
-    # New cards waiting: counted up to the daily allowance, which bounds the count.
-    new_waiting = select(literal(1)).where(new).limit(per_day).subquery()
-    new_today = select(func.count()).where(
-        Review.owner_id == owner_id, Review.reviewed_at >= start, Review.before_state == "new"
-    )
-    counted = db.session.execute(
-        select(
-            new_today.scalar_subquery(),
-            select(func.count()).where(learning).scalar_subquery(),
-            select(func.count()).where(review).scalar_subquery(),
-            select(func.count()).select_from(new_waiting).scalar_subquery(),
-        )
-    ).one()
-    allowance = max(per_day - counted[0], 0)
-    counts = {"learning": counted[1], "review": counted[2], "new": min(counted[3], allowance)}
+    counting, listing = _queue_statements(bool(subject_ids))
+    params: dict[str, Any] = {
+        "owner_id": owner_id,
+        "now": now,
+        "day_start": study.day_start(study.study_day(now, settings), settings),
+        "per_day": settings.new_cards_per_day,
+    }
+    if subject_ids:
+        params["subject_ids"] = sorted(set(subject_ids))
+    new_today, learning, review, new_waiting = db.session.execute(counting, params).one()
+    allowance = max(settings.new_cards_per_day - new_today, 0)
+    counts = {"learning": learning, "review": review, "new": min(new_waiting, allowance)}
     if not any(counts.values()):
         return Queue([], counts)
-    parts = [
-        (0, learning, limit),
-        (1, review, limit),
-        (2, new, min(limit, allowance)),
-    ]
+    params |= {"limit": limit, "new_limit": min(limit, allowance)}
+    return Queue(list(db.session.scalars(listing, params).all()), counts)
+
+
+@cache
+def _queue_statements(by_subject: bool) -> tuple[Select[Any], Select[Any]]:
+    """The queue's two statements, built once (building costs more than running them).
+    Each part reads ix_cards_queue: one owner, one state, by due, not suspended."""
+    # NOT suspended, as the partial index says it.
+    where = (Card.owner_id == bindparam("owner_id")) & ~Card.suspended
+    if by_subject:
+        where &= Card.subject_id.in_(bindparam("subject_ids", expanding=True))
+    due = Card.due <= bindparam("now")
+    learning = where & Card.state.in_(("learning", "relearning")) & due
+    review = where & (Card.state == "review") & due
+    # A new card's due is its creation time: by due is creation order.
+    new = where & (Card.state == "new")
+    # New cards waiting: counted up to the daily allowance, which bounds the count.
+    new_waiting = select(literal(1)).where(new).limit(bindparam("per_day")).subquery()
+    new_today = select(func.count()).where(
+        Review.owner_id == bindparam("owner_id"),
+        Review.reviewed_at >= bindparam("day_start", type_=UTCDateTime()),
+        Review.before_state == "new",
+    )
+    counting = select(
+        new_today.scalar_subquery(),
+        select(func.count()).where(learning).scalar_subquery(),
+        select(func.count()).where(review).scalar_subquery(),
+        select(func.count()).select_from(new_waiting).scalar_subquery(),
+    )
+    parts = ((0, learning, "limit"), (1, review, "limit"), (2, new, "new_limit"))
     union = union_all(
         *(
             select(*part.c)
@@ -292,28 +312,20 @@ def queue(
                 select(Card.id, Card.due, literal(group).label("grp"))
                 .where(condition)
                 .order_by(Card.due, Card.id)
-                .limit(n)
+                .limit(bindparam(size))
                 .subquery()
-                for group, condition, n in parts
+                for group, condition, size in parts
             )
         )
     ).subquery("q")
     listed = aliased(Card)
-    cards = db.session.scalars(
+    listing = (
         select(listed)
         .join(union, union.c.id == listed.id)
         .order_by(union.c.grp, union.c.due, union.c.id)
-        .limit(limit)
-    ).all()
-    return Queue(list(cards), counts)
-
-
-def _queue_filter(owner_id: int, subject_ids: list[int] | None) -> Any:
-    # NOT suspended, as the partial index ix_cards_queue says it.
-    condition = (Card.owner_id == owner_id) & ~Card.suspended
-    if subject_ids:
-        condition &= Card.subject_id.in_(sorted(set(subject_ids)))
-    return condition
+        .limit(bindparam("limit"))
+    )
+    return counting, listing
 
 
 # -- statistics ---------------------------------------------------------------------------
@@ -370,7 +382,7 @@ def stats(
     return {
         "days": day_rows,
         "retention": round(passed / tried, 4) if tried else None,
-        "streak_days": _streak(params, in_subject, postgres),
+        "streak_days": _streak(params, in_subject, postgres, [r["reviews"] > 0 for r in day_rows]),
         "forecast": _forecast(params, in_subject, postgres, today),
         "cards": _cards_by_state(owner_id, subject_id),
     }
@@ -424,9 +436,20 @@ def _day_start_sql(days_back: str, postgres: bool) -> str:
     return f"study_day_start(:today, {days_back}, :tz, :hour)"
 
 
-def _streak(params: dict[str, Any], in_subject: str, postgres: bool) -> int:
-    """Consecutive study days with a review, ending today or yesterday: a walk back one
-    day at a time, each step one probe of the (owner_id, reviewed_at) index."""
+def _streak(
+    params: dict[str, Any], in_subject: str, postgres: bool, reviewed_days: list[bool]
+) -> int:
+    """Consecutive study days with a review, ending today or yesterday. Within the
+    window, from its days (``reviewed_days``, oldest first); a streak that reaches
+    back to the window's first day goes on in SQL, one day at a time, each step one
+    probe of the (owner_id, reviewed_at) index. Always one statement (an empty walk
+    when the window holds the whole streak)."""
+    back = reviewed_days[::-1]  # today first
+    start = 0 if back[0] else 1
+    run = 0
+    while start + run < len(back) and back[start + run]:
+        run += 1
+    extend = start + run == len(back)
 
     def reviewed(days_back: str) -> str:
         return (
@@ -437,14 +460,16 @@ def _streak(params: dict[str, Any], in_subject: str, postgres: bool) -> int:
 
     sql = f"""
         WITH RECURSIVE walk(n) AS (
-            SELECT 1 WHERE {reviewed("1")}
+            SELECT :window WHERE :extend AND {reviewed(":window")}
             UNION ALL
             SELECT n + 1 FROM walk WHERE n < :max_streak AND {reviewed("n + 1")}
         )
-        SELECT (SELECT count(*) FROM walk) + (CASE WHEN {reviewed("0")} THEN 1 ELSE 0 END)
+        SELECT count(*) FROM walk
     """  # nosec B608
-    statement = _statement(sql, {**params, "max_streak": MAX_STREAK})
-    return int(db.session.execute(statement).scalar_one())
+    statement = _statement(
+        sql, {**params, "window": len(back), "extend": extend, "max_streak": MAX_STREAK}
+    )
+    return run + int(db.session.execute(statement).scalar_one())
 
 
 def _forecast(
@@ -488,6 +513,8 @@ _PARAM_TYPES: dict[str, Any] = {
     "today": Date(),
     "hour": Integer(),
     "max_streak": Integer(),
+    "window": Integer(),
+    "extend": Boolean(),
 }
 
 
