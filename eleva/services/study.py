@@ -346,6 +346,7 @@ def stats(
     first = today - timedelta(days=days - 1)
     params: dict[str, Any] = {
         "owner_id": owner_id,
+        "days": days,
         "tz": settings.timezone,
         "hour": settings.day_starts_at_hour,
         "from": study.day_start(first, settings),
@@ -405,23 +406,48 @@ def _reviews_from(in_subject: str) -> str:
     return "reviews r JOIN cards c ON c.id = r.card_id"
 
 
+# What a study day's reviews add up to (the columns of a day in the stats).
+_DAY_TOTALS = """
+    count(*) AS reviews,
+    sum(CASE WHEN r.rating = 1 THEN 1 ELSE 0 END) AS again,
+    sum(CASE WHEN r.rating = 2 THEN 1 ELSE 0 END) AS hard,
+    sum(CASE WHEN r.rating = 3 THEN 1 ELSE 0 END) AS good,
+    sum(CASE WHEN r.rating = 4 THEN 1 ELSE 0 END) AS easy,
+    coalesce(sum(r.duration_ms), 0) AS ms,
+    sum(CASE WHEN r.before_state = 'review' THEN 1 ELSE 0 END) AS tried,
+    sum(CASE WHEN r.before_state = 'review' AND r.rating > 1 THEN 1 ELSE 0 END) AS passed
+"""
+
+
 def _per_day(params: dict[str, Any], in_subject: str, postgres: bool) -> dict[date, Any]:
-    day = _day_sql("r.reviewed_at", postgres)
-    sql = f"""
-        SELECT {day} AS day, count(*) AS reviews,
-               sum(CASE WHEN r.rating = 1 THEN 1 ELSE 0 END) AS again,
-               sum(CASE WHEN r.rating = 2 THEN 1 ELSE 0 END) AS hard,
-               sum(CASE WHEN r.rating = 3 THEN 1 ELSE 0 END) AS good,
-               sum(CASE WHEN r.rating = 4 THEN 1 ELSE 0 END) AS easy,
-               coalesce(sum(r.duration_ms), 0) AS ms,
-               sum(CASE WHEN r.before_state = 'review' THEN 1 ELSE 0 END) AS tried,
-               sum(CASE WHEN r.before_state = 'review' AND r.rating > 1 THEN 1 ELSE 0 END)
-                   AS passed
-          FROM {_reviews_from(in_subject)}
-         WHERE r.owner_id = :owner_id AND r.reviewed_at >= :from AND r.reviewed_at < :until
-               {in_subject}
-         GROUP BY 1
-    """  # nosec B608
+    """The totals of each study day of the window that has reviews.
+
+    PostgreSQL: one range of the (owner_id, reviewed_at) index per day, between the
+    day's bounds (AT TIME ZONE), read by the index alone (it carries what is added up):
+    no per-row time-zone arithmetic, no hashing of 100,000 rows. SQLite: GROUP BY the
+    study_day() of each review.
+    """
+    if postgres:
+        sql = f"""
+            SELECT CAST(:today AS date) - k.n AS day, t.*
+              FROM generate_series(0, :days - 1) AS k(n)
+             CROSS JOIN LATERAL (
+                   SELECT {_DAY_TOTALS}
+                     FROM {_reviews_from(in_subject)}
+                    WHERE r.owner_id = :owner_id
+                      AND r.reviewed_at >= {_day_start_sql("k.n", postgres)}
+                      AND r.reviewed_at < {_day_start_sql("k.n - 1", postgres)} {in_subject}
+                   ) t
+             WHERE t.reviews > 0
+        """  # nosec B608
+    else:
+        sql = f"""
+            SELECT {_day_sql("r.reviewed_at", postgres)} AS day, {_DAY_TOTALS}
+              FROM {_reviews_from(in_subject)}
+             WHERE r.owner_id = :owner_id AND r.reviewed_at >= :from
+                   AND r.reviewed_at < :until {in_subject}
+             GROUP BY 1
+        """  # nosec B608
     rows = db.session.execute(_statement(sql, params))
     return {_as_date(row.day): row for row in rows}
 
@@ -511,6 +537,7 @@ _PARAM_TYPES: dict[str, Any] = {
     "today_start": UTCDateTime(),
     "forecast_until": UTCDateTime(),
     "today": Date(),
+    "days": Integer(),
     "hour": Integer(),
     "max_streak": Integer(),
     "window": Integer(),
