@@ -278,3 +278,20 @@ def test_cards_are_found_by_search(client, user, other):
     assert by_back == []
     assert any(h["type"] == "card" for h in client.get("/api/v1/search?q=théorème",
                                                         headers=user.headers).json)  # fmt: skip
+
+
+def test_a_note_moved_to_another_subject_leaves_its_cards_unlinked(client, user):
+    sid = make_subject(client, user)
+    sid2 = make_subject(client, user, "Chemistry")
+    note = client.post(f"{SUBJECTS}{sid}/notes", json={"title": "Sets"}, headers=user.headers).json
+    card = make_card(client, user, sid, note_id=note["id"])
+    moved = client.patch(
+        f"/api/v1/notes/{note['id']}", json={"subject_id": sid2}, headers=user.headers
+    )
+    assert moved.status_code == 200
+    after = client.get(f"{CARDS}{card['id']}", headers=user.headers).json
+    assert after["note_id"] is None and after["subject_id"] == sid
+    # A card moved along with it may be linked again.
+    client.patch(f"{CARDS}{card['id']}", json={"subject_id": sid2, "note_id": note["id"]},
+                 headers=user.headers)  # fmt: skip
+    assert client.get(f"{CARDS}{card['id']}", headers=user.headers).json["note_id"] == note["id"]

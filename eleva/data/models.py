@@ -526,6 +526,14 @@ class Card(Base):
             postgresql_where=text("NOT suspended"),
             sqlite_where=text("NOT suspended"),
         ),
+        # The stats' suspended cards (the others are counted on ix_cards_queue).
+        Index(
+            "ix_cards_suspended",
+            owner_id,
+            subject_id,
+            postgresql_where=text("suspended"),
+            sqlite_where=text("suspended"),
+        ),
         # ON DELETE SET NULL from a note finds its cards.
         Index(
             "ix_cards_note_id",

@@ -7,7 +7,8 @@ Create Date: 2026-12-07
 - cards: a subject's flashcards with their FSRS schedule, in the subject by
   (owner_id, subject_id) → subjects (owner_id, id) (cascade), the note they came from
   (SET NULL), a generated ``search_vector`` (PostgreSQL: the weighted tsvector and a GIN
-  index; SQLite: NULL), indexes for the list's sort keys and the review queue;
+  index; SQLite: NULL), indexes for the list's sort keys, the review queue and the
+  stats' suspended cards;
 - reviews: each review with the card's schedule before and after it (cascade with the
   card), indexed by card and by (owner_id, reviewed_at) for the stats;
 - idempotency_keys: the answers kept for requests sent with an Idempotency-Key;
@@ -116,6 +117,13 @@ def upgrade() -> None:
         ["owner_id", "state", "due", "id"],
         postgresql_where=sa.text("NOT suspended"),
         sqlite_where=sa.text("NOT suspended"),
+    )
+    op.create_index(
+        "ix_cards_suspended",
+        "cards",
+        ["owner_id", "subject_id"],
+        postgresql_where=sa.text("suspended"),
+        sqlite_where=sa.text("suspended"),
     )
     op.create_index(
         "ix_cards_note_id",
