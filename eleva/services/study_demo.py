@@ -58,7 +58,7 @@ DEMO_CARDS = {
     ],
 }
 SIMULATED_DAYS = 30
-NEW_PER_DAY = 6
+NEW_PER_DAY = 1
 # How a plausible student answers: again, hard, good, easy.
 RATING_WEIGHTS = (0.12, 0.15, 0.58, 0.15)
 
