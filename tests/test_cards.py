@@ -295,3 +295,20 @@ def test_a_note_moved_to_another_subject_leaves_its_cards_unlinked(client, user)
     client.patch(f"{CARDS}{card['id']}", json={"subject_id": sid2, "note_id": note["id"]},
                  headers=user.headers)  # fmt: skip
     assert client.get(f"{CARDS}{card['id']}", headers=user.headers).json["note_id"] == note["id"]
+
+
+@pytest.mark.parametrize("bad", ["2026-13-01", "tomorrow", "2026-01-01T00:00:00+00:00", 20260101])
+def test_exam_date_on_subjects(client, user, bad):
+    created = client.post(SUBJECTS, json={"name": "Maths", "exam_date": "2027-01-18"},
+                          headers=user.headers)  # fmt: skip
+    assert created.status_code == 201 and created.json["exam_date"] == "2027-01-18"
+    sid = created.json["id"]
+    assert client.get(f"{SUBJECTS}{sid}", headers=user.headers).json["exam_date"] == "2027-01-18"
+    body = assert_error_shape(
+        client.patch(f"{SUBJECTS}{sid}", json={"exam_date": bad}, headers=user.headers), 422
+    )
+    assert set(body["errors"]["json"]) == {"exam_date"}
+    cleared = client.patch(f"{SUBJECTS}{sid}", json={"exam_date": None}, headers=user.headers)
+    assert cleared.json["exam_date"] is None
+    plain = client.post(SUBJECTS, json={"name": "Old client"}, headers=user.headers)
+    assert plain.json["exam_date"] is None

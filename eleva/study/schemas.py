@@ -76,7 +76,13 @@ class CardBulkSchema(ma.Schema):
         ma.fields.Nested(CardCreateSchema),
         required=True,
         validate=validate.Length(min=1, max=MAX_BULK),
-        metadata={"description": f"1 to {MAX_BULK:,} cards, created all or none."},
+        metadata={
+            "description": f"1 to {MAX_BULK:,} cards, created all or none.",
+            "example": [
+                {"front": "What is an eigenvalue?", "back": "A λ with *Av* = λ*v*."},
+                {"front": "det(*AB*) = ?", "back": "det(*A*) · det(*B*)", "note_id": None},
+            ],
+        },
     )
 
 
