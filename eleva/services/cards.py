@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select
+from sqlalchemy import insert, select
 
 from eleva.core.errors import NotFound, ValidationFailed
 from eleva.data.db import commit, db
@@ -16,7 +16,7 @@ from eleva.data.pages import Page, ordered, paginate, sort_keys
 from eleva.services import owned
 
 # Sort keys the API accepts; id breaks ties so that pages never overlap or skip rows.
-SORT_COLUMNS: dict[str, Callable[[], ColumnElement]] = {
+SORT_COLUMNS: dict[str, Callable[[], Any]] = {
     "due": lambda: Card.due,
     "created_at": lambda: Card.created_at,
 }
@@ -45,7 +45,8 @@ def list_cards(
         query = query.where(Card.state.in_(sorted(set(state))))
     if suspended is not None:
         query = query.where(Card.suspended.is_(suspended))
-    return paginate(ordered(query, sort, SORT_COLUMNS, Card.id), page=page, page_size=page_size)
+    by = ordered(query, sort, SORT_COLUMNS, Card.__table__.c.id)
+    return paginate(by, page=page, page_size=page_size)
 
 
 def _new_card(owner_id: int, subject_id: int, data: dict[str, Any], now: Any) -> dict[str, Any]:

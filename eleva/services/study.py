@@ -361,7 +361,7 @@ def stats(
         in_subject = " AND c.subject_id = :subject_id"
     postgres = dialect_name() == "postgresql"
     per_day = _per_day(params, in_subject, postgres)
-    day_rows = []
+    day_rows: list[dict[str, Any]] = []
     tried = passed = 0
     for offset in range(days):
         day = first + timedelta(days=offset)
