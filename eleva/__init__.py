@@ -15,7 +15,18 @@ from flask import Flask
 from flask_migrate import Migrate
 
 from config import Config, load_config
-from eleva import auth, commands, documents, health, media, notes, search, subjects, users
+from eleva import (
+    auth,
+    commands,
+    documents,
+    health,
+    media,
+    notes,
+    search,
+    study,
+    subjects,
+    users,
+)
 from eleva.core import passwords
 from eleva.data import jobs, mail
 from eleva.data.db import db, init_engines
@@ -28,7 +39,7 @@ from eleva.http.ratelimit import limiter
 __all__ = ["create_app"]
 
 # Each registers its blueprint: a new domain is one more name here.
-DOMAINS = (health, auth, users, subjects, notes, documents, search, media)
+DOMAINS = (health, auth, users, subjects, notes, documents, study, search, media)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -79,8 +90,8 @@ def init_http(app: Flask) -> None:
     app.config["API_SPEC_OPTIONS"] = {
         "components": {"securitySchemes": SECURITY_SCHEMES},
         "info": {
-            "description": "Eléva's REST API: accounts, profiles, study subjects, notes and "
-            "documents. "
+            "description": "Eléva's REST API: accounts, profiles, study subjects, notes, "
+            "documents and flashcards scheduled by FSRS. "
             "Every error is JSON: {code, status, message, errors?}.",
         },
         **app.config.get("API_SPEC_OPTIONS", {}),

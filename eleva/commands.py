@@ -20,7 +20,7 @@ from eleva.data import jobs
 from eleva.data.db import db
 from eleva.data.models import AccountToken, LoginSession, Subject, User, utcnow
 from eleva.data.storage import StorageError, storage
-from eleva.services import auth, document_text, documents, emails
+from eleva.services import auth, document_text, documents, emails, study, study_demo
 from eleva.users.schemas import UserCreateSchema
 
 DEMO_USERNAME = "demo"
@@ -51,6 +51,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(sessions_cli)
     app.cli.add_command(mail_cli)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(study_cli)
 
 
 def _find_user(login: str) -> User:
@@ -79,6 +80,7 @@ def _find_user(login: str) -> User:
 def seed(password: str | None, n_users: int, n_subjects: int) -> None:
     """Create the demo user and subjects; optionally load data. Safe to run twice."""
     _seed_demo(password)
+    _seed_study()
     if n_users:
         _seed_load(n_users, n_subjects)
 
@@ -125,6 +127,18 @@ def _seed_demo(password: str | None) -> None:
     click.echo(
         f"Demo subjects: {len(missing)} added, {len(DEMO_SUBJECTS) - len(missing)} already there."
     )
+
+
+def _seed_study() -> None:
+    """The demo user's flashcards, with a month of reviews by the real scheduler."""
+    user = auth.find_by_login(DEMO_USERNAME)
+    if user is None:
+        return
+    cards, reviews = study_demo.seed_demo_cards(user.id, now=utcnow())
+    if cards:
+        click.echo(f"Demo cards: {cards} added, with {reviews} reviews over a month.")
+    else:
+        click.echo("Demo cards: already there; left as they are.")
 
 
 def _seed_load(n_users: int, n_subjects: int) -> None:
@@ -314,6 +328,16 @@ def storage_sweep(dry_run: bool) -> None:
             else:
                 objects += documents.discard(str(item))
     click.echo(f"Removed {uploads} upload(s) and {objects} unreferenced object(s).")
+
+
+study_cli = AppGroup("study", help="Study upkeep.")
+
+
+@study_cli.command("prune")
+def prune_study() -> None:
+    """Delete Idempotency-Keys older than 24 hours (their requests may be sent again as
+    new ones). Cron it hourly, or daily: a key past its time is ignored anyway."""
+    click.echo(f"Deleted {study.prune_idempotency_keys()} idempotency key(s).")
 
 
 sessions_cli = AppGroup("sessions", help="Login-session upkeep.")

@@ -64,7 +64,7 @@ def test_register_returns_the_private_user(auth):
     assert body["email_verified"] is False  # until the link sent to it comes back
     assert set(body) == {
         "id", "email", "email_verified", "username", "full_name", "bio", "profile_picture_url",
-        "is_active", "privacy", "created_at", "updated_at",
+        "is_active", "privacy", "study", "created_at", "updated_at",
     }  # fmt: skip
 
 

@@ -67,6 +67,15 @@ def make_document(client, owner: Account) -> dict[str, Any]:
     return {"id": response.json["id"], "sid": sid}
 
 
+def make_card(client, owner: Account) -> dict[str, Any]:
+    sid = _subject(client, owner)
+    response = client.post(
+        f"{API}/subjects/{sid}/cards", json={"front": "2 + 2", "back": "4"}, headers=owner.headers
+    )
+    assert response.status_code == 201, response.json
+    return {"id": response.json["id"], "sid": sid}
+
+
 RESOURCES = [
     Resource(
         "subject",
@@ -78,6 +87,9 @@ RESOURCES = [
             ("post", "/subjects/{id}/notes", {"title": "Mine now"}),
             ("get", "/subjects/{id}/documents", None),
             ("post", "/subjects/{id}/documents/uploads", {"filename": "a.pdf", "size": 10}),
+            ("get", "/subjects/{id}/cards", None),
+            ("post", "/subjects/{id}/cards", {"front": "Mine now"}),
+            ("post", "/subjects/{id}/cards/bulk", {"cards": [{"front": "Mine now"}]}),
         ],
     ),
     Resource("note", make_note, "/notes/{id}", {"body": "changed"}),
@@ -89,6 +101,17 @@ RESOURCES = [
         routes=[
             ("get", "/documents/{id}/download", None),
             ("post", "/documents/{id}/complete", None),
+        ],
+    ),
+    Resource(
+        "card",
+        make_card,
+        "/cards/{id}",
+        {"front": "changed"},
+        routes=[
+            ("post", "/cards/{id}/reviews", {"rating": 3}),
+            ("get", "/cards/{id}/reviews", None),
+            ("delete", "/cards/{id}/reviews/last", None),
         ],
     ),
 ]
@@ -186,6 +209,20 @@ def seed_documents(client, owner: Account) -> dict[str, Any]:
     return {"sid": sid}
 
 
+def seed_cards(client, owner: Account) -> dict[str, Any]:
+    sid = _subject(client, owner)
+    cards = [{"front": f"Card {i}"} for i in range(7)]
+    ids = client.post(
+        f"{API}/subjects/{sid}/cards/bulk", json={"cards": cards}, headers=owner.headers
+    ).json["ids"]
+    for card_id in ids[:3]:  # three reviewed: learning or review
+        client.post(f"{API}/cards/{card_id}/reviews", json={"rating": 3}, headers=owner.headers)
+    client.patch(f"{API}/cards/{ids[-1]}", json={"suspended": True}, headers=owner.headers)
+    for _ in range(4):
+        client.post(f"{API}/cards/{ids[0]}/reviews", json={"rating": 1}, headers=owner.headers)
+    return {"sid": sid, "card": ids[0]}
+
+
 def seed_sessions(client, owner: Account) -> dict[str, Any]:
     for _ in range(4):
         login = {"login": owner.username, "password": owner.password}
@@ -230,6 +267,19 @@ LISTS = [
         "/subjects/{sid}/documents",
         [({}, 5), ({"sort": "size"}, 5), ({"sort": "-title"}, 5)],
     ),
+    Listing(
+        "cards",
+        seed_cards,
+        "/subjects/{sid}/cards",
+        [
+            ({}, 7),
+            ({"state": "new"}, 4),
+            ({"suspended": "true"}, 1),
+            ({"suspended": "false", "sort": "-created_at"}, 6),
+            ({"state": "new", "suspended": "false", "sort": "created_at"}, 3),
+        ],
+    ),
+    Listing("reviews", seed_cards, "/cards/{card}/reviews", [({}, 5)]),
     # The caller's own session, from the fixture's login, is live too.
     Listing("sessions", seed_sessions, "/users/me/sessions", [({}, 5)]),
     Listing(
@@ -258,7 +308,8 @@ def test_every_list_walks_to_its_total_for_every_filter(client, user, other, lis
         page = 1
         while True:
             response = client.get(
-                path, query_string={**query, "page": page, "page_size": page_size},
+                path,
+                query_string={**query, "page": page, "page_size": page_size},
                 headers=user.headers,
             )
             assert response.status_code == 200, response.json

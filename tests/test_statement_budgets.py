@@ -32,7 +32,8 @@ BUDGETS = [
     ("post", SUBJECTS + "{sid}/notes", {"title": "T", "body": "*b*"}, 3),  # caller; subject; insert
     ("get", NOTES + "{nid}", None, 2),  # the caller; the note
     ("patch", NOTES + "{nid}", {"body": "x"}, 3),  # caller; lock; update
-    ("patch", NOTES + "{nid}", {"subject_id": "{sid2}"}, 4),  # caller; lock; subject; update
+    # caller; lock; subject; its cards left behind unlinked; update
+    ("patch", NOTES + "{nid}", {"subject_id": "{sid2}"}, 5),
     ("delete", NOTES + "{nid}", None, 3),  # caller; lock; delete
     ("get", ME + "/sessions", None, 2),  # caller; the page with its total
     ("delete", ME + "/sessions", None, 2),  # caller; one UPDATE ends the others

@@ -58,6 +58,7 @@ def test_create_returns_201_with_location(client, user):
         "description",
         "color",
         "is_archived",
+        "exam_date",
         "created_at",
         "updated_at",
     }

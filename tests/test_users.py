@@ -14,7 +14,7 @@ NEW_PASSWORD = "a brand new passphrase"
 
 PRIVATE_FIELDS = {
     "id", "email", "email_verified", "username", "full_name", "bio", "profile_picture_url",
-    "is_active", "privacy", "created_at", "updated_at",
+    "is_active", "privacy", "study", "created_at", "updated_at",
 }  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from eleva.core.errors import Conflict
 from eleva.core.search import fold
+from eleva.core.study import day_start_text, study_day_of_text
 
 # Deterministic constraint names, so migrations can name what they alter or drop.
 NAMING_CONVENTION = {
@@ -134,10 +135,26 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.create_function(
         "fold", 1, lambda s: fold(s) if isinstance(s, str) else s, deterministic=True
     )
+    # A review's study day in the user's zone (eleva.services.study): PostgreSQL has
+    # AT TIME ZONE, SQLite no time zones at all.
+    dbapi_connection.create_function("study_day", 3, _study_day, deterministic=True)
+    dbapi_connection.create_function("study_day_start", 4, _study_day_start, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA busy_timeout = 5000")
     cursor.close()
+
+
+def _study_day(stored: Any, timezone: Any, hour: Any) -> str | None:
+    if not isinstance(stored, str) or not isinstance(timezone, str):
+        return None
+    return study_day_of_text(stored, timezone, int(hour))
+
+
+def _study_day_start(day: Any, days_back: Any, timezone: Any, hour: Any) -> str | None:
+    if not isinstance(day, str) or not isinstance(timezone, str):
+        return None
+    return day_start_text(day, int(days_back), timezone, int(hour))
 
 
 def check_postgres_alive(dbapi_connection: Any, _record: Any = None, _proxy: Any = None) -> None:

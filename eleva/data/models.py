@@ -8,18 +8,22 @@ PostgreSQL alike; services turn the resulting IntegrityError into a 409.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
     Computed,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -34,6 +38,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import ColumnElement
 
+from eleva.core import study as study_core
 from eleva.data.db import Base, unique_index
 
 # Full-text search (PostgreSQL): a language-neutral configuration that drops accents,
@@ -121,6 +126,7 @@ SUBJECT_SEARCH = ("name", "coalesce(description, '')")
 NOTE_SEARCH = ("title", "body")
 DOCUMENT_SEARCH = ("title", "filename || ' ' || extracted_text")
 DOCUMENT_RANKED = ("title", f"filename || ' ' || left(extracted_text, {RANKED_CHARS})")
+CARD_SEARCH = ("front", "back")
 
 
 def utcnow() -> datetime:
@@ -182,6 +188,25 @@ class User(TimestampMixin, Base):
     # reserved when they start). Kept by eleva.services.documents in the same
     # transaction as the document rows; the quota is a conditional UPDATE of it.
     storage_used: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Study settings (the private view's ``study``): what a study day is and how much
+    # of one the review queue fills.
+    study_timezone: Mapped[str] = mapped_column(
+        String(64), default=study_core.DEFAULT_TIMEZONE, server_default=study_core.DEFAULT_TIMEZONE
+    )
+    study_day_starts_at_hour: Mapped[int] = mapped_column(
+        SmallInteger,
+        default=study_core.DEFAULT_DAY_STARTS_AT_HOUR,
+        server_default=str(study_core.DEFAULT_DAY_STARTS_AT_HOUR),
+    )
+    study_new_cards_per_day: Mapped[int] = mapped_column(
+        default=study_core.DEFAULT_NEW_CARDS_PER_DAY,
+        server_default=str(study_core.DEFAULT_NEW_CARDS_PER_DAY),
+    )
+    study_desired_retention: Mapped[float] = mapped_column(
+        Float,
+        default=study_core.DEFAULT_DESIRED_RETENTION,
+        server_default=str(study_core.DEFAULT_DESIRED_RETENTION),
+    )
 
     subjects: Mapped[list[Subject]] = relationship(
         back_populates="owner",
@@ -199,11 +224,31 @@ class User(TimestampMixin, Base):
         ),
         unique_index("uq_users_username_lower", func.lower(username), field="username"),
         CheckConstraint("profile_visibility IN ('public', 'private')", name="profile_visibility"),
+        CheckConstraint(
+            "study_day_starts_at_hour BETWEEN 0 AND 23", name="study_day_starts_at_hour"
+        ),
+        CheckConstraint(
+            f"study_new_cards_per_day BETWEEN 0 AND {study_core.MAX_NEW_CARDS_PER_DAY}",
+            name="study_new_cards_per_day",
+        ),
+        CheckConstraint(
+            f"study_desired_retention BETWEEN {study_core.MIN_RETENTION} AND {study_core.MAX_RETENTION}",
+            name="study_desired_retention",
+        ),
     )
 
     @property
     def privacy(self) -> dict[str, Any]:
         return {"profile_visibility": self.profile_visibility, "show_email": self.show_email}
+
+    @property
+    def study(self) -> study_core.StudySettings:
+        return study_core.StudySettings(
+            self.study_timezone,
+            self.study_day_starts_at_hour,
+            self.study_new_cards_per_day,
+            self.study_desired_retention,
+        )
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username!r}>"
@@ -278,6 +323,8 @@ class Subject(TimestampMixin, Base):
     description: Mapped[str | None] = mapped_column(String(2000))
     color: Mapped[str | None] = mapped_column(String(7))  # "#RRGGBB", upper-case
     is_archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Every card of the subject is due again before the exam (eleva.core.study.exam_cap).
+    exam_date: Mapped[date | None] = mapped_column(Date)
     search_vector: Mapped[Any] = search_vector_column(*SUBJECT_SEARCH)
 
     owner: Mapped[User] = relationship(back_populates="subjects", lazy="raise")
@@ -407,3 +454,181 @@ class Document(TimestampMixin, Base):
 
     def __repr__(self) -> str:
         return f"<Document {self.id} {self.filename!r}>"
+
+
+CARD_STATES = study_core.CARD_STATES
+_STATE_CHECK = "IN ('new', 'learning', 'review', 'relearning')"
+
+
+class Card(Base):
+    """A flashcard of one of its owner's subjects, and its FSRS schedule.
+
+    Its own row, so that editing its text (or the note it came from) never touches its
+    schedule. ``updated_at`` is the last change of the card itself (text, note, subject,
+    suspension); a review changes the schedule (``last_review_at``), not ``updated_at``,
+    so undoing a review gives back the card exactly as it was.
+    """
+
+    __tablename__ = "cards"
+    __mapper_args__ = NO_EAGER_DEFAULTS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    subject_id: Mapped[int] = mapped_column()
+    # The note it was made from (a note of the same subject, checked by the service);
+    # deleting the note keeps the card.
+    note_id: Mapped[int | None] = mapped_column(ForeignKey("notes.id", ondelete="SET NULL"))
+    front: Mapped[str] = mapped_column(Text)
+    back: Mapped[str] = mapped_column(Text, default="", server_default="")
+    state: Mapped[str] = mapped_column(String(10), default="new", server_default="new")
+    # fsrs's learning or relearning step (NULL in the review state).
+    step: Mapped[int | None] = mapped_column(SmallInteger)
+    stability: Mapped[float | None] = mapped_column(Float)
+    difficulty: Mapped[float | None] = mapped_column(Float)
+    due: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_review_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reps: Mapped[int] = mapped_column(default=0, server_default="0")
+    lapses: Mapped[int] = mapped_column(default=0, server_default="0")
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    search_vector: Mapped[Any] = search_vector_column(*CARD_SEARCH)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            [owner_id, subject_id],
+            ["subjects.owner_id", "subjects.id"],
+            ondelete="CASCADE",
+            name="fk_cards_subject_subjects",
+        ),
+        # The list: one owner's subject, by a sort key, ties by id (and the cascade).
+        Index("ix_cards_owner_subject_due", owner_id, subject_id, "due", id),
+        Index("ix_cards_owner_subject_created", owner_id, subject_id, "created_at", id),
+        # The queue and the forecast: one owner's cards in one state, by due (a new
+        # card's due is its creation time: creation order). Never a suspended card.
+        Index(
+            "ix_cards_queue",
+            owner_id,
+            "state",
+            "due",
+            id,
+            postgresql_where=text("NOT suspended"),
+            sqlite_where=text("NOT suspended"),
+        ),
+        # The stats' suspended cards (the others are counted on ix_cards_queue).
+        Index(
+            "ix_cards_suspended",
+            owner_id,
+            subject_id,
+            postgresql_where=text("suspended"),
+            sqlite_where=text("suspended"),
+        ),
+        # ON DELETE SET NULL from a note finds its cards.
+        Index(
+            "ix_cards_note_id",
+            note_id,
+            postgresql_where=text("note_id IS NOT NULL"),
+            sqlite_where=text("note_id IS NOT NULL"),
+        ),
+        CheckConstraint(f"state {_STATE_CHECK}", name="state"),
+        CheckConstraint("reps >= 0 AND lapses >= 0", name="counts"),
+        search_index("cards"),
+    )
+
+    @property
+    def schedule(self) -> study_core.Schedule:
+        return study_core.Schedule(
+            self.state,
+            self.step,
+            self.stability,
+            self.difficulty,
+            self.due,
+            self.last_review_at,
+            self.reps,
+            self.lapses,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Card {self.id} {self.state}>"
+
+
+class Review(Base):
+    """One review of a card: its rating and moment, the card's schedule before it (all
+    of it: undo restores it exactly) and after it (its history, to train per-user
+    parameters some day)."""
+
+    __tablename__ = "reviews"
+    __mapper_args__ = NO_EAGER_DEFAULTS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id", ondelete="CASCADE"))
+    rating: Mapped[int] = mapped_column(SmallInteger)
+    reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int | None] = mapped_column()
+    # The card before the review.
+    before_state: Mapped[str] = mapped_column(String(10))
+    before_step: Mapped[int | None] = mapped_column(SmallInteger)
+    before_stability: Mapped[float | None] = mapped_column(Float)
+    before_difficulty: Mapped[float | None] = mapped_column(Float)
+    before_due: Mapped[datetime] = mapped_column(UTCDateTime)
+    before_last_review_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    before_reps: Mapped[int] = mapped_column()
+    before_lapses: Mapped[int] = mapped_column()
+    # The card after it.
+    state: Mapped[str] = mapped_column(String(10))
+    step: Mapped[int | None] = mapped_column(SmallInteger)
+    stability: Mapped[float] = mapped_column(Float)
+    difficulty: Mapped[float] = mapped_column(Float)
+    due: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        # A card's reviews in order, its last one (undo), and the cascade.
+        Index("ix_reviews_card_id", card_id, id),
+        # Stats and today's new cards: one owner's reviews by moment. On PostgreSQL it
+        # carries what the stats add up, so they read the index alone.
+        Index(
+            "ix_reviews_owner_reviewed",
+            owner_id,
+            reviewed_at,
+            postgresql_include=["rating", "duration_ms", "before_state"],
+        ),
+        CheckConstraint("rating BETWEEN 1 AND 4", name="rating"),
+        CheckConstraint(f"before_state {_STATE_CHECK}", name="before_state"),
+        CheckConstraint(f"state {_STATE_CHECK}", name="state"),
+        CheckConstraint("duration_ms BETWEEN 0 AND 3600000", name="duration_ms"),
+    )
+
+    @property
+    def before(self) -> study_core.Schedule:
+        return study_core.Schedule(
+            self.before_state,
+            self.before_step,
+            self.before_stability,
+            self.before_difficulty,
+            self.before_due,
+            self.before_last_review_at,
+            self.before_reps,
+            self.before_lapses,
+        )
+
+
+class IdempotencyKey(Base):
+    """A request made with an ``Idempotency-Key``: what it asked (a fingerprint) and what
+    it was answered, so that a retry gets the same answer and records nothing more.
+    Kept IDEMPOTENCY_HOURS; ``flask study prune`` deletes older ones."""
+
+    __tablename__ = "idempotency_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    response: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("uq_idempotency_keys_user_key", user_id, key, unique=True),
+        Index("ix_idempotency_keys_created", created_at),
+    )

@@ -82,6 +82,13 @@ class PrivacyViewSchema(ResponseSchema):
     show_email = ma.fields.Boolean(required=True)
 
 
+class StudySettingsViewSchema(ResponseSchema):
+    timezone = ma.fields.String(required=True, metadata={"example": "Europe/Paris"})
+    day_starts_at_hour = ma.fields.Integer(required=True, metadata={"example": 4})
+    new_cards_per_day = ma.fields.Integer(required=True, metadata={"example": 20})
+    desired_retention = ma.fields.Float(required=True, metadata={"example": 0.9})
+
+
 class HasPicture(Protocol):
     picture_key: str | None
 
@@ -112,5 +119,6 @@ class PrivateUserSchema(ResponseSchema):
     )
     is_active = ma.fields.Boolean(required=True)
     privacy = ma.fields.Nested(PrivacyViewSchema, required=True)
+    study = ma.fields.Nested(StudySettingsViewSchema, required=True)
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(required=True)

@@ -26,7 +26,7 @@ class SearchQuerySchema(ma.Schema):
     )
     type = ma.fields.List(
         Text(validate=validate.OneOf(KINDS)),
-        metadata={"description": "Repeatable: subject, note, document. Default: all."},
+        metadata={"description": "Repeatable: subject, note, document, card. Default: all."},
     )
     subject_id = ma.fields.Integer(
         validate=validate.Range(min=1, max=2**31 - 1),

@@ -23,6 +23,7 @@ from eleva.core.passwords import (
     password_problems,
     verify_password,
 )
+from eleva.core.study import StudySettings
 from eleva.core.text import WHITESPACE
 from eleva.core.tokens import TokenPair
 from eleva.data import jobs
@@ -50,6 +51,10 @@ class CurrentUser:
     profile_visibility: str
     show_email: bool
     picture_key: str | None
+    study_timezone: str
+    study_day_starts_at_hour: int
+    study_new_cards_per_day: int
+    study_desired_retention: float
     created_at: datetime
     updated_at: datetime
     session_id: uuid.UUID
@@ -58,6 +63,15 @@ class CurrentUser:
     @property
     def privacy(self) -> dict[str, Any]:
         return {"profile_visibility": self.profile_visibility, "show_email": self.show_email}
+
+    @property
+    def study(self) -> StudySettings:
+        return StudySettings(
+            self.study_timezone,
+            self.study_day_starts_at_hour,
+            self.study_new_cards_per_day,
+            self.study_desired_retention,
+        )
 
 
 _SESSION_FIELDS = {"session_id", "session_expires_at"}

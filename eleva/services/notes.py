@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import load_only
 
 from eleva.core.errors import NotFound
 from eleva.core.markdown import excerpt
 from eleva.data.db import commit, db
-from eleva.data.models import Note, utcnow
+from eleva.data.models import Card, Note, utcnow
 from eleva.data.pages import Page, SortColumns, ordered, paginate, sort_keys
 from eleva.services import owned
 
@@ -77,6 +77,12 @@ def update_note(owner_id: int, note: Note, changes: dict[str, Any]) -> Note:
     subject_id = changes.get("subject_id", note.subject_id)
     if subject_id != note.subject_id:
         owned.require_target_subject(owner_id, subject_id)
+        # A card's note is a note of its subject: cards left behind lose the link.
+        db.session.execute(
+            update(Card)
+            .where(Card.note_id == note.id, Card.subject_id != subject_id)
+            .values(note_id=None)
+        )
     note.subject_id = subject_id
     if "title" in changes:
         note.title = changes["title"]

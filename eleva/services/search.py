@@ -25,6 +25,7 @@ from sqlalchemy import Float, Integer, String, column, select, text
 from eleva.core import search as text_search
 from eleva.data.db import db, dialect_name
 from eleva.data.models import (
+    CARD_SEARCH,
     DOCUMENT_SEARCH,
     NOTE_SEARCH,
     RANKED_CHARS,
@@ -36,7 +37,7 @@ from eleva.data.pages import Page, paginate
 from eleva.services.subjects import like_escaped
 
 CONFIG = SEARCH_CONFIG
-KINDS = ("subject", "note", "document")
+KINDS = ("subject", "note", "document", "card")
 # ts_headline parses all it is given: a snippet comes from the start of a long text
 # (what documents are ranked by too).
 HEADLINE_CHARS = RANKED_CHARS
@@ -53,6 +54,7 @@ class Source:
     body: str  # text searched besides the title, '' when there is none
     visible: str = "TRUE"  # which rows the owner may find
     rank: str = "search_vector"  # the vector ranked
+    title_chars: int | None = None  # a hit's title is cut to this many characters
 
 
 SOURCES: dict[str, Source] = {
@@ -62,6 +64,8 @@ SOURCES: dict[str, Source] = {
     "document": Source(
         "document", "documents", "subject_id", *DOCUMENT_SEARCH, "t.status = 'ready'", "rank_vector"
     ),
+    # A card's title is its front, of up to 10,000 characters: cut.
+    "card": Source("card", "cards", "subject_id", *CARD_SEARCH, title_chars=120),
 }
 
 
@@ -113,7 +117,14 @@ def search(
         else _fallback_snippets(found.items, words)
     )
     hits = [
-        Hit(row.kind, row.id, row.subject_id, row.title, snippet.text, snippet.highlights)
+        Hit(
+            row.kind,
+            row.id,
+            row.subject_id,
+            row.title[: SOURCES[row.kind].title_chars],
+            snippet.text,
+            snippet.highlights,
+        )
         for row, snippet in zip(found.items, snippets, strict=True)
     ]
     return Page(hits, found.total)

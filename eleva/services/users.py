@@ -28,9 +28,10 @@ def get_user(user_id: int, *, for_update: bool = False) -> User:
 
 
 def update_profile(user_id: int, changes: dict[str, Any]) -> User:
-    """Apply a partial update; ``privacy`` is itself partial."""
+    """Apply a partial update; ``privacy`` and ``study`` are themselves partial."""
     changes = dict(changes)
     privacy = changes.pop("privacy", None) or {}
+    study = {f"study_{name}": value for name, value in (changes.pop("study", None) or {}).items()}
     if "email" in changes:
         changes["email"] = auth.normalise_email(changes["email"])
     user = get_user(user_id, for_update=True)
@@ -38,7 +39,7 @@ def update_profile(user_id: int, changes: dict[str, Any]) -> User:
     moved = "email" in changes and changes["email"] != old_email
     if moved:  # effective at once, unproven until the new address answers
         changes["email_verified"] = False
-    for field, value in {**changes, **privacy}.items():
+    for field, value in {**changes, **privacy, **study}.items():
         setattr(user, field, value)
     commit()
     if moved:

@@ -65,7 +65,7 @@ class SubjectById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
     def patch(self, me: CurrentUser, changes, subject_id):
-        """Change any of name, description, color, is_archived.
+        """Change any of name, description, color, is_archived, exam_date.
 
         If-Match is optional; when sent, it must be the current ETag (else 412).
         """

@@ -27,6 +27,14 @@ class SubjectBaseSchema(ma.Schema):
         validate=validate.Regexp(COLOR_PATTERN, error="A colour is #RRGGBB, e.g. #3A7BD5."),
         metadata={"example": "#3A7BD5", "pattern": COLOR_PATTERN},
     )
+    exam_date = ma.fields.Date(
+        allow_none=True,
+        metadata={
+            "description": "The exam's date (YYYY-MM-DD) or null: every card of the subject "
+            "is due again by the start of the study day before it.",
+            "example": "2027-01-18",
+        },
+    )
 
 
 class SubjectCreateSchema(SubjectBaseSchema):
@@ -47,6 +55,7 @@ class SubjectSchema(ResponseSchema):
     description = ma.fields.String(required=True, allow_none=True)
     color = ma.fields.String(required=True, allow_none=True)
     is_archived = ma.fields.Boolean(required=True)
+    exam_date = ma.fields.Date(required=True, allow_none=True)
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(required=True)
 

@@ -75,7 +75,7 @@ class Me(MethodView):
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def patch(self, me: CurrentUser, changes):
-        """Change any of full_name, bio (≤ 500), username, email, privacy (itself partial).
+        """Change any of full_name, bio (≤ 500), username, email, privacy, study (partial).
 
         Your session keeps working after a change of email or username. A new email
         takes effect at once with ``email_verified`` false: a verification link goes to

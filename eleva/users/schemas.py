@@ -12,6 +12,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
+from eleva.core import study
 from eleva.data.models import PROFILE_VISIBILITIES
 from eleva.http.accounts import (
     PrivateUserSchema,
@@ -23,7 +24,7 @@ from eleva.http.accounts import (
     picture_url,
     username_field,
 )
-from eleva.http.fields import StrictBoolean, Text
+from eleva.http.fields import StrictBoolean, StrictFloat, StrictInteger, Text
 from eleva.http.schemas import ResponseSchema
 
 __all__ = ["PrivateUserSchema", "UserCreateSchema"]  # shown and taken here too
@@ -33,6 +34,32 @@ class PrivacySchema(ma.Schema):
         validate=validate.OneOf(PROFILE_VISIBILITIES), metadata={"example": "public"}
     )
     show_email = StrictBoolean(metadata={"example": False})
+
+
+class StudySettingsSchema(ma.Schema):
+    """The study settings a user may change (each optional: a partial update)."""
+
+    # The zones this server knows, listed in the spec (a client can offer them).
+    timezone = Text(
+        validate=validate.OneOf(
+            sorted(study.timezone_names()),
+            error="Not a known IANA time zone (e.g. Europe/Paris).",
+        ),
+        metadata={"description": "An IANA time zone.", "example": "Europe/Paris"},
+    )
+    day_starts_at_hour = StrictInteger(
+        validate=validate.Range(min=0, max=23),
+        metadata={"description": "A study day runs from this hour to the same hour the "
+                  "next day, local time.", "example": 4},
+    )
+    new_cards_per_day = StrictInteger(
+        validate=validate.Range(min=0, max=study.MAX_NEW_CARDS_PER_DAY),
+        metadata={"description": "New cards the queue offers per study day.", "example": 20},
+    )
+    desired_retention = StrictFloat(
+        validate=validate.Range(min=study.MIN_RETENTION, max=study.MAX_RETENTION),
+        metadata={"description": "The recall probability FSRS schedules for.", "example": 0.9},
+    )
 
 
 class UserUpdateSchema(UserBaseSchema):
@@ -46,6 +73,7 @@ class UserUpdateSchema(UserBaseSchema):
     username = username_field()
     email = email_field()
     privacy = ma.fields.Nested(PrivacySchema)
+    study = ma.fields.Nested(StudySettingsSchema)
 
 
 class PasswordChangeSchema(ma.Schema):

@@ -100,6 +100,28 @@ def every_route(api: Api, round_no: int) -> None:
     ok(api.get("/api/v1/users/me/storage", headers=auth))
     ok(api.get("/api/v1/search?q=sets", headers=auth))
     ok(api.get("/api/v1/users/me/sessions", headers=auth))
+    card = ok(
+        api.post(
+            f"/api/v1/subjects/{sid}/cards", json={"front": "∪?", "back": "union"}, headers=auth
+        ),
+        201,
+    ).json()
+    ok(
+        api.post(
+            f"/api/v1/subjects/{sid}/cards/bulk", json={"cards": [{"front": "∩?"}]}, headers=auth
+        ),
+        201,
+    )
+    review = {"rating": 3, "duration_ms": 1200}
+    key = {"Idempotency-Key": f"k-{round_no}"}
+    ok(api.post(f"/api/v1/cards/{card['id']}/reviews", json=review, headers=auth | key), 201)
+    ok(api.post(f"/api/v1/cards/{card['id']}/reviews", json=review, headers=auth | key), 201)
+    ok(api.get(f"/api/v1/cards/{card['id']}/reviews", headers=auth))
+    ok(api.get(f"/api/v1/subjects/{sid}/cards?state=learning", headers=auth))
+    ok(api.get("/api/v1/reviews/queue", headers=auth))
+    ok(api.get("/api/v1/reviews/stats?days=7", headers=auth))
+    ok(api.delete(f"/api/v1/cards/{card['id']}/reviews/last", headers=auth))
+    ok(api.patch("/api/v1/users/me", json={"study": {"timezone": "Europe/Paris"}}, headers=auth))
     pair = ok(api.post("/api/v1/auth/refresh", headers=account.refresh_headers)).json()
     auth = {"Authorization": f"Bearer {pair['access_token']}"}
     ok(api.delete(f"/api/v1/documents/{document['id']}", headers=auth), 204)
@@ -130,7 +152,7 @@ def test_every_route_answers_without_a_server_error(pooled):
         thread.join(300)
     assert not errors, (errors[0], server.log()[-3000:])
     assert server.failures_since(offset) == []
-    assert len(server.statuses_since(offset)) >= 4 * 8 * 20
+    assert len(server.statuses_since(offset)) >= 4 * 8 * 30
 
 
 @pytest.mark.parametrize(

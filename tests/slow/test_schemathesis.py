@@ -34,6 +34,7 @@ is refused although the schema allows it. For those, and only those, the generat
   ``current_password``), which no generator can guess;
 - a new password that the password policy refuses (common, or the username or email):
   ``eleva.core.passwords.password_problems`` decides, as the app does;
+- a card's ``note_id`` (a note of the card's subject): none;
 - ``If-Match`` on a subject or a note: its current ``ETag`` (read just before), since any other
   value is stale by definition (412);
 - picture uploads: real JPEG, PNG, WebP and GIF files for the media types the spec
@@ -82,6 +83,11 @@ NOTE = "/api/v1/notes/{note_id}"
 # Resources written with If-Match, and the name of their id in the path.
 ETAGGED = {SUBJECT: "subject_id", NOTE: "note_id"}
 REFRESH = ("POST", f"{AUTH}/refresh")
+CARD_WRITES = {
+    ("POST", "/api/v1/subjects/{subject_id}/cards"),
+    ("POST", "/api/v1/subjects/{subject_id}/cards/bulk"),
+    ("PATCH", "/api/v1/cards/{card_id}"),
+}
 SESSION_ENDERS = {("POST", f"{AUTH}/logout"), ("DELETE", ME), ("POST", f"{AUTH}/password/reset")}
 # The links sent by email: their tokens cannot be generated, only issued.
 LINK_TOKENS = {
@@ -195,6 +201,11 @@ def complete_positive_case(accounts: Accounts, case: schemathesis.Case) -> None:
         body["token"] = accounts.link_token(LINK_TOKENS[operation])
         if isinstance(body.get("new_password"), str):
             body["new_password"] = _acceptable_password(body["new_password"], account, None, None)
+    elif body is not None and operation in CARD_WRITES:
+        # A card's note must be a note of its subject, which no generator can know.
+        for card in body.get("cards", [body]) if isinstance(body.get("cards"), list) else [body]:
+            if isinstance(card, dict) and isinstance(card.get("note_id"), int):
+                card["note_id"] = None
     elif case.operation.path in ETAGGED and operation[0] in ("PATCH", "DELETE"):
         headers = case.headers or {}
         if "If-Match" in headers and isinstance(case.path_parameters, dict):
