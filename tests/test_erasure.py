@@ -21,23 +21,16 @@ from eleva.data.db import db
 from eleva.data.models import Document, Erasure, Export, User
 from eleva.data.storage import LocalBackend, S3Backend, StorageError, storage
 from eleva.services import erasure
+from tests import test_documents, test_exports
 from tests.conftest import PASSWORD, AuthActions, assert_error_shape
-from tests.test_documents import (  # noqa: F401 (aws, aws_env: fixtures)
-    BUCKET,
-    S3_CONFIG,
-    aws,
-    aws_env,
-    make_subject,
-    upload,
-)
-from tests.test_exports import (  # noqa: F401 (worker_app: a fixture)
-    EXPORT,
-    give_everything,
-    worker_app,
-)
+from tests.test_documents import BUCKET, S3_CONFIG, make_subject, upload
+from tests.test_exports import EXPORT, give_everything
 from tests.test_filetypes import PDF
 from tests.test_pictures import photo
 
+# Fixtures: S3 through moto (in process), and the app with a real job queue.
+aws, aws_env = test_documents.aws, test_documents.aws_env
+worker_app = test_exports.worker_app
 ME = "/api/v1/users/me"
 CANCEL = "/api/v1/auth/erasure/cancel"
 
@@ -50,7 +43,9 @@ def ask_erasure(client, account, **body):
 
 def cancel_token(app, email: str) -> str:
     with app.app_context():
-        message = [m for m in mail.outbox() if "will be erased" in m.subject and m.to == [email]][-1]
+        message = [m for m in mail.outbox() if "will be erased" in m.subject and m.to == [email]][
+            -1
+        ]
     return re.search(r"cancel-erasure\?token=([A-Za-z0-9_-]+)", message.body).group(1)
 
 
@@ -94,7 +89,9 @@ def test_asking_deactivates_ends_every_session_and_emails_the_date_and_a_cancel_
         (message,) = [m for m in mail.outbox() if "will be erased" in m.subject]
     assert message.to == ["ada@example.com"]
     assert f"{erase_at:%Y-%m-%d}" in message.subject and f"{erase_at:%Y-%m-%d}" in message.body
-    assert re.search(r"http://localhost:5173/cancel-erasure\?token=[A-Za-z0-9_-]{40,}", message.body)
+    assert re.search(
+        r"http://localhost:5173/cancel-erasure\?token=[A-Za-z0-9_-]{40,}", message.body
+    )
     with app.app_context():  # the token is stored only as its hash
         digest = db.session.scalar(select(Erasure.cancel_digest))
     assert len(digest) == 64 and cancel_token(app, "ada@example.com") != digest
@@ -212,9 +209,7 @@ def owned_rows(user_id: int) -> dict[str, set[tuple]]:
                     )
                 )
                 if values:
-                    found |= set(
-                        db.session.execute(select(*key).where(tuple_(*local).in_(values)))
-                    )
+                    found |= set(db.session.execute(select(*key).where(tuple_(*local).in_(values))))
             new = {tuple(row) for row in found} - owned.get(table.name, set())
             if new:
                 owned.setdefault(table.name, set()).update(new)
@@ -231,9 +226,7 @@ def remaining(owned: dict[str, set[tuple]], user_id: int) -> dict[str, int]:
         count = 0
         if owned.get(table.name):
             count += db.session.scalar(
-                select(func.count())
-                .select_from(table)
-                .where(tuple_(*key).in_(owned[table.name]))
+                select(func.count()).select_from(table).where(tuple_(*key).in_(owned[table.name]))
             )
         for column in table.columns:
             refers = any(fk.column.table.name == "users" for fk in column.foreign_keys)
@@ -358,7 +351,9 @@ def test_storage_down_midway_leaves_it_marked_and_the_next_run_finishes(
     with app.app_context():
         assert remaining(owned, account.id) == {}
         assert stored_under(account.id) == []
-        last_emails = [m for m in mail.outbox() if m.subject == "Your Eléva account is being erased"]
+        last_emails = [
+            m for m in mail.outbox() if m.subject == "Your Eléva account is being erased"
+        ]
     assert len(last_emails) == 1  # sent by the first run, not again
 
 
@@ -501,9 +496,7 @@ def test_the_spec_documents_the_privacy_routes(client):
     paths = spec["paths"]
     assert {"202", "401", "429", "503"} <= set(paths[f"{ME}/export"]["post"]["responses"])
     assert {"200", "401", "404"} <= set(paths[f"{ME}/export"]["get"]["responses"])
-    assert {"200", "401", "404", "503"} <= set(
-        paths[f"{ME}/export/download"]["get"]["responses"]
-    )
+    assert {"200", "401", "404", "503"} <= set(paths[f"{ME}/export/download"]["get"]["responses"])
     assert {"204", "422"} <= set(paths[CANCEL]["post"]["responses"])
     delete_me = paths[ME]["delete"]
     assert {"202", "204", "422", "429"} <= set(delete_me["responses"])

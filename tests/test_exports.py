@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 from rq import Queue, SimpleWorker
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from eleva import create_app
 from eleva.data import jobs, mail
@@ -27,6 +27,7 @@ from eleva.data.db import db
 from eleva.data.models import AccountToken, Export, LoginSession, User
 from eleva.data.storage import LocalBackend, StorageError, storage
 from eleva.services import archive
+from tests import test_documents
 from tests.conftest import (
     ON_POSTGRES,
     PASSWORD,
@@ -35,20 +36,14 @@ from tests.conftest import (
     assert_error_shape,
     empty_tables,
     make_config,
+    requires_postgres,
 )
-from tests.test_documents import (  # noqa: F401 (aws, aws_env, moto_server: fixtures)
-    BUCKET,
-    S3_CONFIG,
-    aws,
-    aws_env,
-    make_subject,
-    moto_server,
-    start,
-    upload,
-)
+from tests.test_documents import BUCKET, S3_CONFIG, make_subject, start, upload
 from tests.test_filetypes import PDF, PNG
 from tests.test_pictures import photo
 
+# S3 through moto: in process, and a server over real HTTP (tests/test_documents.py).
+aws, aws_env, moto_server = test_documents.aws, test_documents.aws_env, test_documents.moto_server
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "export.schema.json").read_text())
 ME = "/api/v1/users/me"
@@ -67,9 +62,7 @@ def give_everything(app, client, auth: AuthActions, username: str = "ada") -> di
     account = auth.account(username, full_name="Ada Lovelace")
     other_login = auth.login(username).json  # a second session…
     ended = auth.login(username).json  # …and a third, ended
-    client.post(
-        "/api/v1/auth/logout", headers={"Authorization": f"Bearer {ended['access_token']}"}
-    )
+    client.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {ended['access_token']}"})
     client.post("/api/v1/auth/password/forgot", json={"email": account.email})
     client.patch(ME, json={"bio": "Notes on the Analytical Engine."}, headers=account.headers)
     picture = client.put(
@@ -176,7 +169,7 @@ def test_the_archive_holds_every_item_as_the_api_answers_it(app, client, auth):
     assert requested.json["status"] == "pending"  # as asked: the job then built it at once
     latest = client.get(EXPORT, headers=account.headers).json
     assert latest["id"] == requested.json["id"] and latest["status"] == "ready"
-    zip_file, data, link = download_archive(client, account)
+    zip_file, data, _ = download_archive(client, account)
     assert latest["size"] == len(data)
     exported = export_json(zip_file)
     assert exported["format_version"] == 1
@@ -240,9 +233,10 @@ def test_the_download_is_an_attachment_of_the_zip(client, auth):
     served = client.get(f"{parts.path}?{parts.query}" if parts.query else parts.path)
     assert served.status_code == 200
     assert served.headers["Content-Disposition"].startswith("attachment;")
-    assert f"eleva-export-ada-{datetime.now(UTC):%Y-%m-%d}.zip" in served.headers[
-        "Content-Disposition"
-    ]
+    assert (
+        f"eleva-export-ada-{datetime.now(UTC):%Y-%m-%d}.zip"
+        in served.headers["Content-Disposition"]
+    )
     assert served.mimetype == "application/zip"
     assert served.headers["X-Content-Type-Options"] == "nosniff"
 
@@ -298,6 +292,26 @@ def test_no_password_hash_token_or_token_hash_is_in_the_archive(app, client, aut
         assert b"$2b$" not in content and b"$2a$" not in content
         for secret in secrets:
             assert secret not in content
+
+
+@requires_postgres
+def test_on_postgres_the_archive_is_read_from_one_read_only_snapshot(
+    app, client, auth, monkeypatch
+):
+    """A note moved to another subject while the archive is written appears once."""
+    seen = []
+    original = archive.write_archive
+
+    def spy(out, scratch, user_id):
+        settings = "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')"
+        seen.append(tuple(db.session.execute(text(settings)).one()))
+        return original(out, scratch, user_id)
+
+    monkeypatch.setattr(archive, "write_archive", spy)
+    account = auth.account()
+    client.post(EXPORT, headers=account.headers)
+    assert seen == [("repeatable read", "on")]
+    assert client.get(EXPORT, headers=account.headers).json["status"] == "ready"
 
 
 # -- asking, one per interval -----------------------------------------------------------
