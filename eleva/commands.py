@@ -234,26 +234,30 @@ def purge_user(login: str, yes: bool) -> None:
             f"Delete {user.username} ({user.email}) and all their data for good?", abort=True
         )
     user_id, username = user.id, user.username
-    erased = _erase(user_id, username, notify=False)
-    if erased is None:
+    try:
+        erased = _erase(user_id, username, notify=False, due_only=False)
+    except _NotFinished:
         raise click.ClickException(
             f"{username} is deactivated and marked for erasure, but not erased yet: "
             "run `flask users erase-due` (or this command again) to finish."
-        )
-    click.echo(
-        f"Purged {username}: account, subjects, sessions and {erased.objects} stored object(s)."
-    )
+        ) from None
+    objects = erased.objects if erased else 0
+    click.echo(f"Purged {username}: account, subjects, sessions and {objects} stored object(s).")
 
 
-def _erase(user_id: int, username: str, *, notify: bool) -> erasure.Erased | None:
-    """Erase one account; None (said on stderr) when a fault stopped it midway."""
+class _NotFinished(Exception):
+    """A fault stopped an erasure midway (said on stderr); the next run finishes it."""
+
+
+def _erase(user_id: int, username: str, *, notify: bool, due_only: bool) -> erasure.Erased | None:
+    """Erase one account: what went, or None when there was nothing to erase."""
     try:
-        return erasure.erase_account(user_id, notify=notify) or erasure.Erased(username, 0)
+        return erasure.erase_account(user_id, notify=notify, due_only=due_only)
     except (StorageError, AppError) as exc:
         db.session.rollback()
         message = exc.message if isinstance(exc, AppError) else str(exc)
         click.echo(f"  {username} (id {user_id}): not finished: {message}", err=True)
-        return None
+        raise _NotFinished from None
 
 
 @users_cli.command("erase-due")
@@ -274,18 +278,23 @@ def erase_due(dry_run: bool) -> None:
             )
         click.echo("Dry run: nothing erased.")
         return
-    failed = 0
+    failed = erased_count = 0
     for item in due:
-        erased = _erase(item.user_id, item.username, notify=True)
-        if erased is None:
+        try:
+            erased = _erase(item.user_id, item.username, notify=True, due_only=True)
+        except _NotFinished:
             failed += 1
+            continue
+        if erased is None:
+            click.echo(f"  kept {item.username} (id {item.user_id}): its erasure was cancelled")
         else:
+            erased_count += 1
             click.echo(f"  erased {item.username} (id {item.user_id}): {erased.objects} object(s)")
     if failed:
         raise click.ClickException(
             f"{failed} erasure(s) not finished (see above): run this command again."
         )
-    click.echo(f"Erased {len(due)} account(s).")
+    click.echo(f"Erased {erased_count} account(s).")
 
 
 @users_cli.command("list")

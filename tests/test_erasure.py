@@ -22,7 +22,7 @@ from eleva.data.models import Document, Erasure, Export, User
 from eleva.data.storage import LocalBackend, S3Backend, StorageError, storage
 from eleva.services import erasure
 from tests import test_documents, test_exports
-from tests.conftest import PASSWORD, AuthActions, assert_error_shape
+from tests.conftest import PASSWORD, AuthActions, assert_error_shape, requires_postgres
 from tests.test_documents import BUCKET, S3_CONFIG, make_subject, upload
 from tests.test_exports import EXPORT, give_everything
 from tests.test_filetypes import PDF
@@ -176,6 +176,63 @@ def test_the_operator_reactivating_an_account_cancels_its_erasure(app, client, a
     erase_due(app)
     assert user_exists(app, account.id)
     assert auth.login("ada").status_code == 200
+
+
+def test_an_erasure_cancelled_after_the_run_listed_it_is_not_done(app, client, auth, monkeypatch):
+    account = auth.account()
+    ask_erasure(client, account)
+    make_due(app, account.id)
+    with app.app_context():
+        listed = erasure.due_erasures()
+    assert client.post(CANCEL, json={"token": cancel_token(app, account.email)}).status_code == 204
+    monkeypatch.setattr(erasure, "due_erasures", lambda: listed)  # the run listed it before
+    output = erase_due(app)
+    assert "kept ada" in output and "its erasure was cancelled" in output
+    assert "Erased 0 account(s)." in output
+    assert user_exists(app, account.id) and auth.login("ada").status_code == 200
+
+
+def _cancel_and_erase_at_once(app, username: str) -> tuple[int, bool, bool]:
+    """(the cancel's status, whether the erasure erased, whether the user exists)."""
+    import threading
+
+    client = app.test_client()
+    account = AuthActions(client).account(username)
+    ask_erasure(client, account)
+    make_due(app, account.id)
+    token = cancel_token(app, account.email)
+    barrier = threading.Barrier(2)
+    answers = {}
+
+    def cancel():
+        barrier.wait()
+        answers["cancel"] = app.test_client().post(CANCEL, json={"token": token}).status_code
+
+    def erase():
+        barrier.wait()
+        with app.app_context():
+            answers["erased"] = erasure.erase_account(account.id, due_only=True) is not None
+
+    threads = [threading.Thread(target=cancel), threading.Thread(target=erase)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    exists = user_exists(app, account.id)
+    if exists:
+        with app.app_context():
+            assert db.session.get(User, account.id).is_active
+    return answers["cancel"], answers["erased"], exists
+
+
+@requires_postgres
+def test_cancel_and_erase_at_once_one_wins_and_nothing_is_half_done(app, auth):
+    """The cancel link and the erasure meet on the user's row (locked by both, in the
+    same order): either the account is kept and active, or it is gone and the link is
+    refused; never a deadlock, never both."""
+    for round_ in range(6):
+        outcome = _cancel_and_erase_at_once(app, f"racer{round_}")
+        assert outcome in ((204, False, True), (422, True, False)), outcome
 
 
 # -- nothing remains --------------------------------------------------------------------

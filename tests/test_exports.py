@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 from rq import Queue, SimpleWorker
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from eleva import create_app
 from eleva.data import jobs, mail
@@ -190,7 +190,8 @@ def test_the_archive_holds_every_item_as_the_api_answers_it(app, client, auth):
     assert ended["ended_reason"] == "logout"
 
     subjects = all_pages(client, account, "/api/v1/subjects/?archived=all&sort=created_at")
-    assert [without(s, "notes", "documents") for s in exported["subjects"]] == subjects
+    parts = [part.key for part in archive.SUBJECT_PARTS]
+    assert [without(s, *parts) for s in exported["subjects"]] == subjects
     paths = {archive.JSON_NAME, exported["user"]["profile_picture"]}
     for subject in exported["subjects"]:
         listed = all_pages(client, account, f"/api/v1/subjects/{subject['id']}/notes")
@@ -350,6 +351,59 @@ def test_one_export_per_interval_with_retry_after(app, client, auth):
         )
         db.session.commit()
     assert client.post(EXPORT, headers=account.headers).status_code == 202
+
+
+@requires_postgres
+def test_two_requests_at_once_make_one_export(app, auth):
+    """The interval holds under concurrency: the user's row is locked while it is
+    checked, so of two requests at once exactly one is accepted."""
+    import threading
+
+    account = AuthActions(app.test_client()).account()
+    barrier = threading.Barrier(2)
+    statuses = []
+
+    def ask():
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(client.post(EXPORT, headers=account.headers).status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(statuses) == [202, 429]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Export)) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "context", "link"),
+    [
+        ("export_ready", {"size": "3.2 MB", "expires": "2026-12-15 10:00 UTC"}, "/export"),
+        ("export_failed", {}, "/export"),
+        ("erasure_scheduled", {"erase_date": "2027-01-06 10:00"}, "/cancel-erasure?token=T"),
+        ("account_erased", {}, "/register"),
+    ],
+)
+def test_every_privacy_email_has_its_link_in_text_and_html(app, name, context, link):
+    with app.app_context():
+        mail.send(
+            name,
+            "ada@example.com",
+            username="<b>ada</b>",
+            link=f"https://app.example{link}",
+            **context,
+        )
+        (message,) = mail.outbox()
+    assert "Eléva" in message.subject
+    html, mimetype = message.alternatives[0]
+    assert mimetype == "text/html" and "&lt;b&gt;ada&lt;/b&gt;" in html
+    for part in (message.body, html):
+        assert f"https://app.example{link}" in part
+        for value in context.values():
+            assert value in part or value in message.subject
 
 
 @pytest.mark.config(EXPORT_INTERVAL_HOURS=0)

@@ -164,10 +164,11 @@ class Erased:
     objects: int  # stored objects deleted (and uploads never completed)
 
 
-def erase_account(user_id: int, *, notify: bool = True) -> Erased | None:
-    """Erase the account for good (the module's steps); None when it is gone already.
-    StorageError or ServiceUnavailable (the queue, for the last email) leave it marked
-    begun, for the next run to finish."""
+def erase_account(user_id: int, *, notify: bool = True, due_only: bool = False) -> Erased | None:
+    """Erase the account for good (the module's steps); None when there is nothing to
+    erase: gone already, or (``due_only``) its erasure cancelled or not due since it was
+    listed. StorageError or ServiceUnavailable (the queue, for the last email) leave it
+    marked begun, for the next run to finish."""
     user = db.session.get(User, user_id, with_for_update=True)
     if user is None:
         db.session.rollback()
@@ -175,6 +176,9 @@ def erase_account(user_id: int, *, notify: bool = True) -> Erased | None:
     username, email = user.username, user.email
     now = utcnow()
     erasure = db.session.scalar(select(Erasure).where(Erasure.user_id == user_id).with_for_update())
+    if due_only and (erasure is None or (erasure.started_at is None and erasure.erase_at > now)):
+        db.session.rollback()  # the link kept the account a moment ago: it stays
+        return None
     if erasure is None:  # an operator's purge: never scheduled
         erasure = Erasure(user_id=user_id, requested_at=now, erase_at=now)
         db.session.add(erasure)
@@ -250,7 +254,7 @@ def erase_due_job() -> None:
     failed = 0
     for due in due_erasures():
         try:
-            erase_account(due.user_id)
+            erase_account(due.user_id, due_only=True)
         except (StorageError, ServiceUnavailable) as exc:
             db.session.rollback()
             failed += 1
