@@ -109,11 +109,10 @@ def _date_time(moment: datetime | None) -> tuple[int, int, int, int, int, int]:
 
 
 class Archive:
-    """The ZIP being written, and the JSON beside it."""
+    """The ZIP being written: files added whole (small) or a chunk at a time."""
 
-    def __init__(self, zip_file: zipfile.ZipFile, json: JsonWriter) -> None:
+    def __init__(self, zip_file: zipfile.ZipFile) -> None:
         self.zip = zip_file
-        self.json = json
         self._paths: set[str] = set()
 
     def _entry(self, path: str, modified: datetime | None, compress: bool) -> zipfile.ZipInfo:
@@ -333,7 +332,7 @@ def write_archive(out: IO[bytes], scratch: IO[bytes], user_id: int) -> None:
         raise LookupError(f"user {user_id} is gone")
     json_out = JsonWriter(scratch)
     with zipfile.ZipFile(out, "w", allowZip64=True) as zip_file:
-        archive = Archive(zip_file, json_out)
+        archive = Archive(zip_file)
         picture = None
         if user.picture_key:
             picture = archive.add_chunks(
