@@ -279,6 +279,16 @@ class Config:
         # the worker kills a job still running TEXT_EXTRACTION_SECONDS + 30 s later.
         self.TEXT_EXTRACTION_SECONDS = _int(env, "TEXT_EXTRACTION_SECONDS", 30, minimum=1)
 
+        # Privacy: exports of one's data and erasure of one's account ---------------------
+        # One export per EXPORT_INTERVAL_HOURS (0: no limit), counted from the last request
+        # that did not fail; an archive is deleted EXPORT_KEEP_DAYS after it is ready.
+        self.EXPORT_INTERVAL_HOURS = _int(env, "EXPORT_INTERVAL_HOURS", 24)
+        self.EXPORT_KEEP_DAYS = _int(env, "EXPORT_KEEP_DAYS", 7, minimum=1)
+        # The worker stops an attempt at building an archive after this many seconds.
+        self.EXPORT_JOB_TIMEOUT = _int(env, "EXPORT_JOB_TIMEOUT", 1800, minimum=1)
+        # Days between an erasure request and the erasure (0: the next `erase-due`).
+        self.ERASURE_GRACE_DAYS = _int(env, "ERASURE_GRACE_DAYS", 30)
+
         # OpenAPI (flask-smorest) ------------------------------------------------------
         self.API_TITLE = "Eléva API"
         self.API_VERSION = "v1"

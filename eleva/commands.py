@@ -6,7 +6,9 @@ Every command exits non-zero with a one-line message when it cannot do what was 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 import click
 import marshmallow as ma
@@ -19,8 +21,17 @@ from eleva.core.passwords import hash_password
 from eleva.data import jobs
 from eleva.data.db import db
 from eleva.data.models import AccountToken, LoginSession, Subject, User, utcnow
-from eleva.data.storage import StorageError, storage
-from eleva.services import auth, document_text, documents, emails, study, study_demo
+from eleva.data.storage import PartialUpload, StorageError, storage
+from eleva.services import (
+    auth,
+    document_text,
+    documents,
+    emails,
+    erasure,
+    exports,
+    study,
+    study_demo,
+)
 from eleva.users.schemas import UserCreateSchema
 
 DEMO_USERNAME = "demo"
@@ -223,18 +234,23 @@ def deactivate_user(login: str) -> None:
 @users_cli.command("activate")
 @click.argument("login")
 def activate_user(login: str) -> None:
-    """Reactivate a deactivated account."""
+    """Reactivate a deactivated account (its scheduled erasure, if any, is cancelled)."""
     user = _find_user(login)
-    user.is_active = True
-    db.session.commit()
-    click.echo(f"Activated {user.username}.")
+    username = user.username
+    try:
+        cancelled = erasure.reactivate(user.id)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    note = f"; its erasure due {cancelled:%Y-%m-%d %H:%M} UTC is cancelled" if cancelled else ""
+    click.echo(f"Activated {username}{note}.")
 
 
 @users_cli.command("purge")
 @click.argument("login")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def purge_user(login: str, yes: bool) -> None:
-    """Delete an account for good: its subjects, sessions and stored pictures too."""
+    """Erase an account now and for good (as `erase-due` does, without its last email):
+    every row of the user and every stored object."""
     user = _find_user(login)
     if not yes:
         click.confirm(
@@ -242,20 +258,66 @@ def purge_user(login: str, yes: bool) -> None:
         )
     user_id, username = user.id, user.username
     try:
-        removed = storage.delete_prefix(f"profile-pictures/{user_id}/")
-    except StorageError as exc:
+        erased = _erase(user_id, username, notify=False, due_only=False)
+    except _NotFinished:
         raise click.ClickException(
-            f"stored pictures could not be deleted, user kept: {exc}"
+            f"{username} is deactivated and marked for erasure, but not erased yet: "
+            "run `flask users erase-due` (or this command again) to finish."
         ) from None
-    db.session.execute(delete(User).where(User.id == user_id))
-    db.session.commit()
-    # Documents after the commit, best effort: what is left is unreferenced, and
-    # `flask storage sweep` removes it.
+    objects = erased.objects if erased else 0
+    click.echo(f"Purged {username}: account, subjects, sessions and {objects} stored object(s).")
+
+
+class _NotFinished(Exception):
+    """A fault stopped an erasure midway (said on stderr); the next run finishes it."""
+
+
+def _erase(user_id: int, username: str, *, notify: bool, due_only: bool) -> erasure.Erased | None:
+    """Erase one account: what went, or None when there was nothing to erase."""
     try:
-        removed += storage.delete_prefix(f"{documents.KEY_PREFIX}{user_id}/")
-    except StorageError as exc:
-        click.echo(f"Some documents were not deleted ({exc}): run `flask storage sweep`.")
-    click.echo(f"Purged {username}: account, subjects, sessions and {removed} stored object(s).")
+        return erasure.erase_account(user_id, notify=notify, due_only=due_only)
+    except (StorageError, AppError) as exc:
+        db.session.rollback()
+        message = exc.message if isinstance(exc, AppError) else str(exc)
+        click.echo(f"  {username} (id {user_id}): not finished: {message}", err=True)
+        raise _NotFinished from None
+
+
+@users_cli.command("erase-due")
+@click.option("--dry-run", is_flag=True, help="Only list what would be erased.")
+def erase_due(dry_run: bool) -> None:
+    """Erase the accounts whose erasure is due (and finish any a fault interrupted):
+    a last email, every stored object, every row. Run it hourly (the worker does)."""
+    due = erasure.due_erasures()
+    click.echo(f"{len(due)} account(s) to erase.")
+    if dry_run:
+        for item in due:
+            found = erasure.footprint(item.user_id)
+            rows = ", ".join(f"{table} {n}" for table, n in sorted(found.rows.items()))
+            state = "begun, to finish" if item.started else f"due {item.erase_at:%Y-%m-%d %H:%M}"
+            click.echo(
+                f"  would erase {item.username} (id {item.user_id}, {state}): rows: {rows}; "
+                f"{found.objects} stored object(s), {found.bytes} bytes"
+            )
+        click.echo("Dry run: nothing erased.")
+        return
+    failed = erased_count = 0
+    for item in due:
+        try:
+            erased = _erase(item.user_id, item.username, notify=True, due_only=True)
+        except _NotFinished:
+            failed += 1
+            continue
+        if erased is None:
+            click.echo(f"  kept {item.username} (id {item.user_id}): its erasure was cancelled")
+        else:
+            erased_count += 1
+            click.echo(f"  erased {item.username} (id {item.user_id}): {erased.objects} object(s)")
+    if failed:
+        raise click.ClickException(
+            f"{failed} erasure(s) not finished (see above): run this command again."
+        )
+    click.echo(f"Erased {erased_count} account(s).")
 
 
 @users_cli.command("list")
@@ -302,32 +364,65 @@ def storage_check() -> None:
 @storage_cli.command("sweep")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 def storage_sweep(dry_run: bool) -> None:
-    """Remove direct uploads never completed within an hour (object and document) and
-    stored documents that no row references (older than an hour)."""
+    """Remove direct uploads never completed within an hour (object and document),
+    stored documents and exports that no row references, and writes never finished
+    (older than an hour); delete exports EXPORT_KEEP_DAYS after they were ready, and
+    fail those whose job can no longer be running."""
     try:
         plan = documents.sweep_plan()
+        export_plan = exports.sweep_plan()
     except StorageError as exc:
         raise click.ClickException(f"storage is not usable: {exc}") from None
-    size = sum(obj.size for obj in plan.orphans)
+    orphans = plan.orphans + export_plan.orphans
+    partials = plan.partials + export_plan.partials
+    size = sum(obj.size for obj in orphans)
     click.echo(
         f"{len(plan.stale_uploads)} upload(s) never completed; "
-        f"{len(plan.orphans)} unreferenced object(s) ({size} bytes)."
+        f"{len(orphans)} unreferenced object(s) ({size} bytes)."
+    )
+    click.echo(
+        f"Exports: {len(export_plan.expired)} to expire, {len(export_plan.stalled)} stalled, "
+        f"{len(export_plan.leftovers)} failed with an object left; "
+        f"{len(partials)} write(s) never finished."
     )
     if dry_run:
-        for obj in plan.orphans:
+        for obj in orphans:
             click.echo(f"  would delete {obj.key}")
+        for upload in partials:
+            click.echo(f"  would abort the write of {upload.key}")
         click.echo("Dry run: nothing removed.")
         return
-    uploads = objects = 0
-    steps: list[tuple[str, int | str]] = [("upload", doc_id) for doc_id in plan.stale_uploads]
-    steps += [("object", obj.key) for obj in plan.orphans]
+    counts = dict.fromkeys(("upload", "object", "expire", "stalled", "leftover", "partial"), 0)
+    steps: list[tuple[str, Callable[[], bool]]] = [
+        *(("upload", partial(documents.remove_stale_upload, i)) for i in plan.stale_uploads),
+        *(("object", partial(documents.discard, obj.key)) for obj in orphans),
+        *(("expire", partial(exports.expire, i)) for i in export_plan.expired),
+        *(("stalled", partial(exports.fail_stalled, i)) for i in export_plan.stalled),
+        *(("leftover", partial(exports.clear_leftover, i)) for i in export_plan.leftovers),
+        *(("partial", partial(_abort_partial, upload)) for upload in partials),
+    ]
+    failures = 0
     with click.progressbar(steps, label="Sweeping") as bar:
-        for kind, item in bar:
-            if kind == "upload":
-                uploads += documents.remove_stale_upload(int(item))
-            else:
-                objects += documents.discard(str(item))
-    click.echo(f"Removed {uploads} upload(s) and {objects} unreferenced object(s).")
+        for kind, step in bar:
+            try:
+                counts[kind] += step()
+            except StorageError:
+                db.session.rollback()
+                failures += 1
+    click.echo(
+        f"Removed {counts['upload']} upload(s) and {counts['object']} unreferenced object(s)."
+    )
+    click.echo(
+        f"Exports: {counts['expire']} expired, {counts['stalled']} stalled marked failed, "
+        f"{counts['leftover']} left object(s) deleted; {counts['partial']} write(s) aborted."
+    )
+    if failures:
+        raise click.ClickException(f"{failures} step(s) failed: storage is not usable.")
+
+
+def _abort_partial(upload: PartialUpload) -> bool:
+    storage.abort_partial(upload)
+    return True
 
 
 study_cli = AppGroup("study", help="Study upkeep.")
@@ -406,6 +501,8 @@ def jobs_worker(burst: bool) -> None:
     """Run a worker on the job queue (the Procfile's worker: process)."""
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set: jobs run in the web process")
+    if not burst:  # the hourly erasure of what is due (each run schedules the next)
+        erasure.schedule_next_run()
     jobs.work(burst=burst)
 
 

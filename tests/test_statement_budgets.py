@@ -37,6 +37,8 @@ BUDGETS = [
     ("delete", NOTES + "{nid}", None, 3),  # caller; lock; delete
     ("get", ME + "/sessions", None, 2),  # caller; the page with its total
     ("delete", ME + "/sessions", None, 2),  # caller; one UPDATE ends the others
+    ("get", ME + "/export", None, 2),  # caller; the latest export
+    ("get", ME + "/export/download", None, 2),  # caller; the latest ready export
     # caller; then PostgreSQL: a planner setting, the matches with their total, the
     # page's snippets; SQLite: the matches with their total, the snippets
     ("get", "/api/v1/search?q=s", None, 4),

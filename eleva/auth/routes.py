@@ -9,6 +9,7 @@ from flask.views import MethodView
 
 from eleva.auth.schemas import (
     EmailVerifySchema,
+    ErasureCancelSchema,
     LoginSchema,
     LogoutSchema,
     MessageSchema,
@@ -29,7 +30,7 @@ from eleva.http.auth import (
     token_answer,
 )
 from eleva.http.ratelimit import limiter
-from eleva.services import accounts, auth
+from eleva.services import accounts, auth, erasure
 from eleva.services.auth import CurrentUser
 
 blp = Blueprint("auth", __name__, description="Registration, login and tokens")
@@ -201,3 +202,17 @@ RESEND_MESSAGES = {
     False: "A new verification link is on its way to your email address.",
     True: "Your email address is already verified.",
 }
+
+
+@blp.route("/erasure/cancel")
+class ErasureCancel(MethodView):
+    @blp.arguments(ErasureCancelSchema)
+    @blp.response(204)
+    def post(self, data):
+        """Keep your account: cancel its erasure with the token of the erasure email.
+
+        The account is active again; its sessions stay ended (log in again). A token
+        that is unknown or used, or comes after the erasure has begun (nothing is left
+        to cancel then), is a 422 field error on ``token``.
+        """
+        erasure.cancel(**data)

@@ -92,5 +92,9 @@ class EmailVerifySchema(ma.Schema):
     token = link_token_field()
 
 
+class ErasureCancelSchema(ma.Schema):
+    token = link_token_field()
+
+
 class MessageSchema(ResponseSchema):
     message = ma.fields.String(required=True)

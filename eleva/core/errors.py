@@ -63,6 +63,16 @@ class UnsupportedMediaType(AppError):
     status = 415
 
 
+class TooManyRequests(AppError):
+    """Asked again too soon; ``retry_after`` seconds is when it will be accepted."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": str(max(1, retry_after))})
+        super().__init__(message, **kwargs)
+
+
 class ValidationFailed(AppError):
     """Input that is well-formed but breaks a rule only a service can check."""
 

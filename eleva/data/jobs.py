@@ -8,6 +8,8 @@ its worker logs a job's description, so a job that needs a token makes it itself
   ``JOB_RETRIES`` times, ``JOB_RETRY_INTERVALS`` apart); without, it runs at once, here,
   with the same retries minus the waits, and a failure is logged, not raised (the
   request that asked for an email has done its part).
+- ``schedule(func, at=…, job_id=…)``: RQ's own scheduling (``enqueue_at``), run by the
+  worker's scheduler; a job can schedule its next run (the hourly erasure).
 - ``flask jobs worker`` (the Procfile's ``worker:``) runs RQ's worker in the app.
 """
 
@@ -17,6 +19,8 @@ import importlib
 import logging
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -86,15 +90,59 @@ def enqueue(func: Callable[..., Any], /, *, job_timeout: int | None = None, **kw
     return False
 
 
+def schedule(
+    func: Callable[..., Any], /, *, at: datetime, job_id: str, job_timeout: int, **kwargs: Any
+) -> bool:
+    """Run ``func(**kwargs)`` at ``at`` (the worker's scheduler enqueues it then), once:
+    scheduling the same ``job_id`` again replaces it. False without Redis (nothing to
+    schedule on); ServiceUnavailable when Redis does not answer."""
+    conn = connection()
+    if conn is None:
+        return False
+    name = name_of(func)
+    try:
+        queue(conn).enqueue_at(
+            at,
+            perform,
+            name,
+            kwargs,
+            job_id=job_id,
+            description=name,
+            job_timeout=job_timeout,
+            result_ttl=0,
+            failure_ttl=7 * 24 * 3600,
+        )
+    except redis.RedisError as exc:
+        log.error("could not schedule %s: %s", name, type(exc).__name__)
+        raise ServiceUnavailable("The job queue is unavailable. Try again shortly.") from None
+    return True
+
+
+# In the web process (no Redis): the attempts of the job running here still to come.
+_attempts_left: ContextVar[int] = ContextVar("eleva_job_attempts_left", default=0)
+
+
+def attempts_left() -> int:
+    """How many more times the running job will be tried if this attempt fails (0: this
+    is its last attempt, or it is not a job)."""
+    job = get_current_job()
+    if job is not None:
+        return job.retries_left or 0
+    return _attempts_left.get()
+
+
 def run_here(name: str, kwargs: dict[str, Any]) -> None:
     """Run a job in this process, retrying as the queue would; never raise."""
     attempts = current_app.config["JOB_RETRIES"] + 1
     for attempt in range(1, attempts + 1):
+        token = _attempts_left.set(attempts - attempt)
         try:
             _call(name, kwargs)
             return
         except Exception as exc:  # a failed email must not fail the request
             _log_failure(name, exc, attempt, attempts)
+        finally:
+            _attempts_left.reset(token)
 
 
 _pool_pid = os.getpid()

@@ -632,3 +632,70 @@ class IdempotencyKey(Base):
         Index("uq_idempotency_keys_user_key", user_id, key, unique=True),
         Index("ix_idempotency_keys_created", created_at),
     )
+
+
+EXPORT_STATUSES = ("pending", "ready", "failed", "expired")
+
+
+class Export(Base):
+    """An archive of everything a user has (``eleva.services.exports``).
+
+    ``pending`` while a job builds it, then ``ready`` (its object is ``storage_key``,
+    ``exports/{user_id}/{uuid}.zip``, ``size`` bytes, kept until ``expires_at``),
+    ``failed`` after the job's last attempt, or ``expired`` once the sweep deleted it.
+    While pending, ``storage_key`` names the object the current attempt writes, so that
+    the next attempt (or the sweep) removes what a killed one left.
+    """
+
+    __tablename__ = "exports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(10), default="pending", server_default="pending")
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    storage_key: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        # The user's latest export, and the last one that counts against the interval
+        # (the cascade too).
+        Index("ix_exports_user_requested", user_id, requested_at, id),
+        # The sweep: exports to expire, pending ones that outlived their job.
+        Index("ix_exports_status_requested", "status", requested_at),
+        CheckConstraint("status IN ('pending', 'ready', 'failed', 'expired')", name="status"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Export {self.id} user={self.user_id} {self.status}>"
+
+
+class Erasure(Base):
+    """An account to be erased at ``erase_at`` (``eleva.services.erasure``).
+
+    Until ``started_at`` is set the erasure can be cancelled with the token whose
+    SHA-256 is ``cancel_digest`` (emailed; none for an operator's purge). Once started
+    it only goes forward: a later run finishes what a killed or faulted one began.
+    ``notified_at``: the last email was sent (never twice).
+    """
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    erase_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cancel_digest: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("uq_erasures_user_id", user_id, unique=True),
+        Index("uq_erasures_cancel_digest", cancel_digest, unique=True),
+        # erase-due: what is due (or started), oldest first.
+        Index("ix_erasures_erase_at", erase_at),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Erasure user={self.user_id} at {self.erase_at:%Y-%m-%d}>"

@@ -1,9 +1,11 @@
 """Object storage for user files, as a Flask extension.
 
 One small interface — ``save(key, data, content_type)``, ``delete(key)``, ``url(key)``;
-for documents ``save_stream`` (a file object, copied in chunks), ``open`` (a seekable
-reader), ``size``, ``list``, short-lived ``download_url`` and direct ``upload_form`` —
-and two backends chosen by ``STORAGE_BACKEND``:
+for documents and exports ``save_stream`` (a file object, copied in chunks), ``open`` (a
+seekable reader), ``read_chunks`` (a streaming read), ``size``, ``list``, short-lived
+``download_url`` and direct ``upload_form``; ``partial_uploads`` (what a write killed
+midway left: a local partial file, an S3 multipart upload never completed) — and two
+backends chosen by ``STORAGE_BACKEND``:
 
 - ``local`` (development default): files under ``LOCAL_STORAGE_PATH``, served by the app
   under ``/media/<key>``;
@@ -43,6 +45,9 @@ _KEY_RE = re.compile(
     r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}){0,7}$"
 )
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
+# The only prefix anyone may read without a signed URL (profile pictures); everything
+# else (documents, exports) is private.
+PUBLIC_PREFIXES = ("profile-pictures/",)
 
 
 class StorageError(Exception):
@@ -64,6 +69,17 @@ class StoredObject:
     key: str
     size: int
     modified: datetime
+
+
+@dataclass(frozen=True)
+class PartialUpload:
+    """What a write that never finished left behind: the ``key`` it was writing, when
+    it began, and what names it to the backend (``ref``: a partial file's path, an S3
+    multipart upload's id)."""
+
+    key: str
+    started: datetime
+    ref: str
 
 
 @dataclass(frozen=True)
@@ -113,8 +129,14 @@ class Backend(Protocol):
     name: str
 
     def save(self, key: str, data: bytes, content_type: str) -> None: ...
-    def save_stream(self, key: str, fileobj: BinaryIO, content_type: str) -> None: ...
+    def save_stream(
+        self, key: str, fileobj: BinaryIO, content_type: str, *, sequential: bool = False
+    ) -> None: ...
     def open(self, key: str) -> BinaryIO: ...
+    def read_chunks(self, key: str, chunk_size: int = COPY_CHUNK) -> Iterator[bytes]: ...
+    def partial_uploads(self, prefix: str) -> Iterator[PartialUpload]: ...
+    def abort_partial(self, upload: PartialUpload) -> None: ...
+    def discard_upload(self, key: str) -> None: ...
     def size(self, key: str) -> int | None: ...
     def list_objects(self, prefix: str) -> Iterator[StoredObject]: ...
     def delete(self, key: str) -> None: ...
@@ -162,17 +184,25 @@ class LocalBackend:
         except OSError as exc:
             raise StorageError(f"local storage write failed: {exc.strerror}") from exc
 
-    def save_stream(self, key: str, fileobj: BinaryIO, content_type: str) -> None:
+    @staticmethod
+    def _partial_path(path: Path) -> Path:
+        # Named after its key (keys are unique uuids: one writer each), so that the
+        # writer's next attempt, or discard_upload, finds what a killed one left.
+        return path.with_name(f".{path.name}.partial")
+
+    def save_stream(
+        self, key: str, fileobj: BinaryIO, content_type: str, *, sequential: bool = False
+    ) -> None:
         path = self.path(key)
+        partial = self._partial_path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
             try:
-                with os.fdopen(fd, "wb") as fh:
+                with partial.open("wb") as fh:
                     shutil.copyfileobj(fileobj, fh, COPY_CHUNK)
-                os.replace(tmp, path)
+                os.replace(partial, path)  # a reader never sees half a file
             except BaseException:
-                Path(tmp).unlink(missing_ok=True)
+                partial.unlink(missing_ok=True)
                 raise
         except OSError as exc:
             raise StorageError(f"local storage write failed: {exc.strerror}") from exc
@@ -182,6 +212,54 @@ class LocalBackend:
             return self.path(key).open("rb")
         except OSError as exc:
             raise StorageError(f"local storage read failed: {exc.strerror}") from exc
+
+    def read_chunks(self, key: str, chunk_size: int = COPY_CHUNK) -> Iterator[bytes]:
+        with self.open(key) as fh:
+            while True:
+                try:
+                    chunk = fh.read(chunk_size)
+                except OSError as exc:
+                    raise StorageError(f"local storage read failed: {exc.strerror}") from exc
+                if not chunk:
+                    return
+                yield chunk
+
+    def partial_uploads(self, prefix: str) -> Iterator[PartialUpload]:
+        folder = self.path(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.rglob(".*")):
+            name = path.name
+            if not path.is_file():
+                continue
+            if name.endswith(".partial"):
+                target = path.with_name(name[1 : -len(".partial")])
+            elif name.startswith(".upload-"):  # a whole-bytes save's temporary file
+                target = path
+            else:
+                continue
+            yield PartialUpload(
+                target.relative_to(self.root).as_posix(),
+                datetime.fromtimestamp(path.stat().st_mtime, UTC),
+                path.relative_to(self.root).as_posix(),
+            )
+
+    def abort_partial(self, upload: PartialUpload) -> None:
+        path = (self.root / upload.ref).resolve()
+        if self.root not in path.parents or not path.name.startswith("."):
+            raise InvalidKey(f"not a partial upload: {upload.ref!r}")
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"local storage delete failed: {exc.strerror}") from exc
+
+    def discard_upload(self, key: str) -> None:
+        path = self.path(key)
+        try:
+            path.unlink(missing_ok=True)
+            self._partial_path(path).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"local storage delete failed: {exc.strerror}") from exc
 
     def size(self, key: str) -> int | None:
         try:
@@ -272,14 +350,17 @@ class S3Backend:
             host = f"s3.{region}.amazonaws.com" if region else "s3.amazonaws.com"
             self.public_base_url = f"https://{bucket}.{host}"
         self._client: Any = None
+        self._pid = 0
         self._lock = threading.Lock()
 
     @property
     def client(self) -> Any:
-        # One client per process, made on first use: after gunicorn forks, not before.
-        if self._client is None:
+        # One client per process, made on first use: after gunicorn forks, not before,
+        # and anew in a forked job process (RQ's work horse), whose parent's pooled
+        # connections are not its own.
+        if self._client is None or self._pid != os.getpid():
             with self._lock:
-                if self._client is None:
+                if self._client is None or self._pid != os.getpid():
                     import boto3
                     from botocore.config import Config
 
@@ -299,6 +380,7 @@ class S3Backend:
                             signature_version="s3v4",
                         ),
                     )
+                    self._pid = os.getpid()
         return self._client
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
@@ -318,17 +400,24 @@ class S3Backend:
             CacheControl=IMMUTABLE_CACHE,
         )
 
-    def save_stream(self, key: str, fileobj: BinaryIO, content_type: str) -> None:
+    def save_stream(
+        self, key: str, fileobj: BinaryIO, content_type: str, *, sequential: bool = False
+    ) -> None:
         from boto3.exceptions import S3UploadFailedError
+        from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import BotoCoreError, ClientError
 
+        # Multipart above 8 MB (boto3's managed upload, which aborts the upload when a
+        # part fails): never the whole file in memory. ``sequential``: one part at a
+        # time, so at most one part (8 MB) is in memory, for files of any size.
+        config = TransferConfig(use_threads=False) if sequential else None
         try:
-            # Multipart above 8 MB, a part at a time: never the whole file in memory.
             self.client.upload_fileobj(
                 fileobj,
                 self.bucket,
                 check_key(key),
                 ExtraArgs={"ContentType": content_type, "CacheControl": "private, no-store"},
+                Config=config,
             )
         except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
             raise StorageError(f"s3 upload failed: {type(exc).__name__}") from exc
@@ -338,6 +427,43 @@ class S3Backend:
         if size is None:
             raise StorageError(f"s3 object {key} is missing")
         return io.BufferedReader(_RangedReader(self, check_key(key), size), COPY_CHUNK)
+
+    def read_chunks(self, key: str, chunk_size: int = COPY_CHUNK) -> Iterator[bytes]:
+        from botocore.exceptions import BotoCoreError
+
+        body = self._call("get_object", Key=check_key(key))["Body"]
+        try:
+            # One GET, read as it arrives: a chunk in memory at a time.
+            yield from body.iter_chunks(chunk_size)
+        except (BotoCoreError, OSError) as exc:  # timed out or cut while streaming
+            raise StorageError(f"s3 read of {key} failed: {type(exc).__name__}") from exc
+        finally:
+            body.close()
+
+    def partial_uploads(self, prefix: str) -> Iterator[PartialUpload]:
+        check_key(prefix.rstrip("/"))
+        for page in self._call_paginated("list_multipart_uploads", Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                yield PartialUpload(upload["Key"], upload["Initiated"], upload["UploadId"])
+
+    def abort_partial(self, upload: PartialUpload) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=check_key(upload.key), UploadId=upload.ref
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise StorageError(f"s3 abort_multipart_upload failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"s3 abort_multipart_upload failed: {type(exc).__name__}") from exc
+
+    def discard_upload(self, key: str) -> None:
+        self.delete(key)
+        for upload in self.partial_uploads(key):
+            if upload.key == key:
+                self.abort_partial(upload)
 
     def size(self, key: str) -> int | None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -498,13 +624,31 @@ class Storage:
     def save(self, key: str, data: bytes, content_type: str) -> None:
         self.backend.save(key, data, content_type)
 
-    def save_stream(self, key: str, fileobj: BinaryIO, content_type: str) -> None:
-        """Store a file object's content from its current position, in chunks."""
-        self.backend.save_stream(key, fileobj, content_type)
+    def save_stream(
+        self, key: str, fileobj: BinaryIO, content_type: str, *, sequential: bool = False
+    ) -> None:
+        """Store a file object's content from its current position, in chunks
+        (``sequential``: one chunk in memory at a time, whatever the size)."""
+        self.backend.save_stream(key, fileobj, content_type, sequential=sequential)
 
     def open(self, key: str) -> BinaryIO:
         """A seekable binary reader of a stored object (close it)."""
         return self.backend.open(key)
+
+    def read_chunks(self, key: str, chunk_size: int = COPY_CHUNK) -> Iterator[bytes]:
+        """The stored object's bytes, a chunk at a time, as they are read."""
+        return self.backend.read_chunks(key, chunk_size)
+
+    def partial_uploads(self, prefix: str) -> Iterator[PartialUpload]:
+        """Writes under ``prefix`` that never finished (killed midway)."""
+        return self.backend.partial_uploads(prefix)
+
+    def abort_partial(self, upload: PartialUpload) -> None:
+        self.backend.abort_partial(upload)
+
+    def discard_upload(self, key: str) -> None:
+        """Delete the object ``key`` and whatever a write of it killed midway left."""
+        self.backend.discard_upload(key)
 
     def size(self, key: str) -> int | None:
         """The stored object's size in bytes, or None when there is no such object."""

@@ -5,7 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, current_app, send_from_directory
 from werkzeug.exceptions import NotFound
 
-from eleva.data.storage import EXTENSION_KEY, IMMUTABLE_CACHE, InvalidKey, LocalBackend
+from eleva.data.storage import (
+    EXTENSION_KEY,
+    IMMUTABLE_CACHE,
+    PUBLIC_PREFIXES,
+    InvalidKey,
+    LocalBackend,
+)
 from eleva.http.api import Api
 
 blp = Blueprint("media", __name__)
@@ -14,9 +20,10 @@ blp = Blueprint("media", __name__)
 @blp.get("/media/<path:key>")
 def serve(key: str) -> Response:
     backend = current_app.extensions[EXTENSION_KEY]
-    if key.startswith("documents/"):
-        # Documents are private: served only through short-lived signed URLs, as
-        # attachments (eleva.documents), never as public permanent links.
+    if not key.startswith(PUBLIC_PREFIXES):
+        # Only pictures are public. Documents and exports are private: served only
+        # through short-lived signed URLs, as attachments (eleva.documents), never as
+        # public permanent links.
         raise NotFound()
     try:
         path = backend.path(key)

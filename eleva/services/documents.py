@@ -48,6 +48,7 @@ from eleva.data.storage import (
     DOWNLOAD_SALT,
     UPLOAD_SALT,
     InvalidToken,
+    PartialUpload,
     StorageError,
     StoredObject,
     UploadForm,
@@ -60,6 +61,9 @@ log = logging.getLogger("eleva.documents")
 
 MB = 1024 * 1024
 KEY_PREFIX = "documents/"
+# What the local backend's signed download URL may serve: documents, and archives of
+# users' exports (eleva.services.exports), never a picture or any other object.
+SIGNED_DOWNLOAD_PREFIXES = (KEY_PREFIX, "exports/")
 # A direct upload URL works this long; an upload still not completed after
 # STALE_UPLOAD (longer, so no URL outlives it) is removed by the sweep.
 DIRECT_UPLOAD_SECONDS = 15 * 60
@@ -501,12 +505,12 @@ def open_download(token: str) -> OpenedFile:
         key, filename, content_type = str(data["k"]), str(data["f"]), str(data["t"])
     except (InvalidToken, KeyError, TypeError):
         raise NotFound("This download link is invalid or has expired.") from None
-    if not key.startswith(KEY_PREFIX):
+    if not key.startswith(SIGNED_DOWNLOAD_PREFIXES):
         raise NotFound("This download link is invalid or has expired.")
     try:
         fileobj = storage.open(key)
     except (StorageError, ValueError):  # deleted since the link was made
-        raise NotFound("This document no longer exists.") from None
+        raise NotFound("This file no longer exists.") from None
     return OpenedFile(fileobj, filename, content_type)
 
 
@@ -544,6 +548,7 @@ def discard(key: str) -> bool:
 class SweepPlan:
     stale_uploads: list[int]  # document ids
     orphans: list[StoredObject]
+    partials: list[PartialUpload]  # writes never finished (a process killed midway)
 
 
 def sweep_plan(now: datetime | None = None) -> SweepPlan:
@@ -578,7 +583,8 @@ def sweep_plan(now: datetime | None = None) -> SweepPlan:
     if batch:
         check(batch)
     db.session.rollback()
-    return SweepPlan(stale, orphans)
+    partials = [p for p in storage.partial_uploads(KEY_PREFIX) if p.started < cutoff]
+    return SweepPlan(stale, orphans, partials)
 
 
 def remove_stale_upload(document_id: int) -> bool:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from eleva.core.tokens import new_secret, secret_digest
 from eleva.data import mail
 from eleva.data.db import db
-from eleva.data.models import AccountToken, User, utcnow
+from eleva.data.models import AccountToken, Erasure, Export, User, utcnow
 
 log = logging.getLogger("eleva.emails")
 
@@ -124,6 +124,81 @@ def notify_password_changed(user_id: int, reset: bool = False) -> None:
         reset=reset,
         link=_link("forgot-password"),
     )
+
+
+def human_size(size: int) -> str:
+    """``12.3 MB``: a size as people read it (a MB is 1,048,576 bytes, as the quota's)."""
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _export_owner(export_id: int, status: str) -> tuple[User, Export] | None:
+    row = db.session.execute(
+        select(User, Export)
+        .join(Export, Export.user_id == User.id)
+        .where(Export.id == export_id, Export.status == status, User.is_active.is_(True))
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def send_export_ready(export_id: int) -> None:
+    """Job: the export is ready; a link to the SPA's export page (which downloads it)."""
+    found = _export_owner(export_id, "ready")
+    if found is None:  # expired, or the account deactivated since
+        return
+    user, export = found
+    mail.send(
+        "export_ready",
+        user.email,
+        username=user.username,
+        link=_link("export"),
+        size=human_size(export.size or 0),
+        expires=f"{export.expires_at:%Y-%m-%d %H:%M} UTC" if export.expires_at else "",
+    )
+
+
+def send_export_failed(export_id: int) -> None:
+    """Job: the export failed after every attempt; ask for a new one."""
+    found = _export_owner(export_id, "failed")
+    if found is None:
+        return
+    user, _export = found
+    mail.send("export_failed", user.email, username=user.username, link=_link("export"))
+
+
+def send_erasure_scheduled(user_id: int) -> None:
+    """Job: the account will be erased on its date; a link that cancels the erasure.
+    Each sending makes a new cancel token (its digest replaces the last one's)."""
+    row = db.session.execute(
+        select(User, Erasure)
+        .join(Erasure, Erasure.user_id == User.id)
+        .where(User.id == user_id, Erasure.started_at.is_(None))
+        .with_for_update(of=Erasure)
+    ).first()
+    if row is None:  # cancelled, or the erasure has begun
+        db.session.rollback()
+        return
+    user, erasure = row[0], row[1]
+    secret = new_secret()
+    erasure.cancel_digest = secret_digest(secret)
+    db.session.commit()
+    mail.send(
+        "erasure_scheduled",
+        user.email,
+        username=user.username,
+        erase_date=f"{erasure.erase_at:%Y-%m-%d %H:%M}",
+        link=_link("cancel-erasure", secret),
+    )
+
+
+def send_account_erased(email: str, username: str) -> None:
+    """Job: the last email, to an account being erased (its row may be gone already:
+    the address and the name are all it needs)."""
+    mail.send("account_erased", email, username=username, link=_link("register"))
 
 
 def mask_email(email: str) -> str:

@@ -21,10 +21,11 @@ from eleva.services.users import get_user
 log = logging.getLogger("eleva.pictures")
 
 CONTENT_TYPE = "image/jpeg"
+KEY_PREFIX = "profile-pictures/"
 
 
 def picture_key(user_id: int) -> str:
-    return f"profile-pictures/{user_id}/{uuid.uuid4().hex}.jpg"
+    return f"{KEY_PREFIX}{user_id}/{uuid.uuid4().hex}.jpg"
 
 
 def set_picture(user_id: int, data: bytes) -> User:

@@ -16,9 +16,12 @@ from eleva.core.errors import PayloadTooLarge
 from eleva.http import ratelimit
 from eleva.http.api import Blueprint, upload_body_limit
 from eleva.http.ratelimit import limiter
-from eleva.services import documents, pictures, sessions, users
+from eleva.services import documents, erasure, exports, pictures, sessions, users
 from eleva.services.auth import CurrentUser
 from eleva.users.schemas import (
+    ErasureScheduledSchema,
+    ExportDownloadSchema,
+    ExportSchema,
     PasswordChangeSchema,
     PasswordConfirmSchema,
     PrivateUserSchema,
@@ -87,15 +90,32 @@ class Me(MethodView):
     @blp.login_required
     @password_check_limits
     @blp.arguments(PasswordConfirmSchema)
-    @blp.response(204)
+    @blp.response(204, description="Deactivated (without erase).")
+    @blp.alt_response(
+        202,
+        schema=ErasureScheduledSchema,
+        success=True,
+        description="Deactivated, and to be erased for good at erase_at (with erase).",
+    )
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def delete(self, me: CurrentUser, data):
-        """Deactivate your account (data kept); every session ends. Needs your password.
+        """Deactivate your account (data kept), or have it erased; every session ends.
 
-        A wrong password is a 422 field error. Password checks are limited per user
-        (``RATELIMIT_PASSWORD_CHECK``) and count against the account's login limit: 429.
+        Needs your password: a wrong one is a 422 field error. Password checks are
+        limited per user (``RATELIMIT_PASSWORD_CHECK``) and count against the account's
+        login limit: 429.
+
+        With ``"erase": true``: 202 ``{erase_at}``. The account is deactivated at once
+        and erased for good at ``erase_at`` (ERASURE_GRACE_DAYS later): every row and
+        every stored file of yours. An email gives the date and a link,
+        ``{FRONTEND_URL}/cancel-erasure?token=…``, that keeps the account until then
+        (``POST /auth/erasure/cancel``). Afterwards the email address and the username
+        can be registered again.
         """
+        if data["erase"]:
+            erase_at = erasure.request_erasure(me.id, password=data["password"])
+            return ErasureScheduledSchema().dump({"erase_at": erase_at}), 202
         users.deactivate(me.id, password=data["password"])
 
 
@@ -201,6 +221,61 @@ class MyStorage(MethodView):
     def get(self, me: CurrentUser):
         """Your stored bytes (documents, uploads in progress included) and your quota."""
         return documents.storage_usage(me.id)
+
+
+EXPORT_EXAMPLE = {
+    "id": 7,
+    "status": "pending",
+    "requested_at": "2026-12-08T10:00:00+00:00",
+    "ready_at": None,
+    "expires_at": None,
+    "size": None,
+}
+
+
+@blp.route("/me/export")
+class MyExport(MethodView):
+    @blp.login_required
+    @blp.response(202, ExportSchema, example=EXPORT_EXAMPLE)
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    def post(self, me: CurrentUser):
+        """Ask for an archive of everything you keep here (GDPR: access, portability).
+
+        A background job builds one ZIP: ``eleva-export.json`` (format_version 1: your
+        account, your login sessions, every subject with its notes and documents), each
+        note as Markdown under ``notes/``, each document byte for byte under
+        ``documents/``, and your profile picture. When it is ready an email links to
+        ``{FRONTEND_URL}/export``; it is deleted EXPORT_KEEP_DAYS later. One export per
+        EXPORT_INTERVAL_HOURS (a failed one does not count): 429 with ``Retry-After``
+        before that. 503 when the job queue is down (nothing recorded).
+        """
+        return exports.request_export(me.id)
+
+    @blp.login_required
+    @blp.response(200, ExportSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, me: CurrentUser):
+        """Your latest export and its status (pending, ready, failed, expired).
+
+        404 when you never asked for one.
+        """
+        return exports.latest_export(me.id)
+
+
+@blp.route("/me/export/download")
+class MyExportDownload(MethodView):
+    @blp.login_required
+    @blp.response(200, ExportDownloadSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    def get(self, me: CurrentUser):
+        """A URL that downloads your latest ready archive (a ZIP, as an attachment).
+
+        The URL works DOWNLOAD_URL_SECONDS; ask again for a new one. 404 when no
+        export of yours is ready (pending, failed, or expired).
+        """
+        return exports.download(me.id)
 
 
 @blp.route("/<username>")

@@ -93,6 +93,77 @@ class PasswordConfirmSchema(ma.Schema):
         load_only=True,
         metadata={"format": "password", "example": "Enigma-rotor-1943"},
     )
+    erase = StrictBoolean(
+        load_default=False,
+        load_only=True,
+        metadata={
+            "example": False,
+            "description": "Also erase the account for good after ERASURE_GRACE_DAYS "
+            "(answered 202 with erase_at); an email gives the date and a link that "
+            "cancels the erasure until then.",
+        },
+    )
+
+
+class ErasureScheduledSchema(ResponseSchema):
+    erase_at = ma.fields.AwareDateTime(
+        required=True,
+        metadata={
+            "description": "When the account is erased for good (now + ERASURE_GRACE_DAYS).",
+            "example": "2027-01-07T10:00:00+00:00",
+        },
+    )
+
+
+EXPORT_STATUSES = ("pending", "ready", "failed", "expired")
+
+
+class ExportSchema(ResponseSchema):
+    """One archive of your data."""
+
+    id = ma.fields.Integer(required=True, metadata={"example": 7})
+    status = ma.fields.String(
+        required=True,
+        metadata={
+            "enum": list(EXPORT_STATUSES),
+            "example": "ready",
+            "description": "pending while it is built; ready to download until "
+            "expires_at; failed (nothing kept: ask again); expired once deleted.",
+        },
+    )
+    requested_at = ma.fields.AwareDateTime(
+        required=True, metadata={"example": "2026-12-08T10:00:00+00:00"}
+    )
+    ready_at = ma.fields.AwareDateTime(
+        required=True, allow_none=True, metadata={"example": "2026-12-08T10:02:41+00:00"}
+    )
+    expires_at = ma.fields.AwareDateTime(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "When the archive is deleted (EXPORT_KEEP_DAYS after ready_at).",
+            "example": "2026-12-15T10:02:41+00:00",
+        },
+    )
+    size = ma.fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The archive's bytes, once ready.", "example": 48213377},
+    )
+
+
+class ExportDownloadSchema(ResponseSchema):
+    url = ma.fields.String(
+        required=True,
+        metadata={
+            "format": "uri",
+            "description": "Downloads the ZIP as an attachment; works DOWNLOAD_URL_SECONDS.",
+            "example": "https://api.eleva.app/api/v1/documents/files/eyJrIjoiZXhwb3J0cy8",
+        },
+    )
+    expires_at = ma.fields.AwareDateTime(
+        required=True, metadata={"example": "2026-12-08T10:10:00+00:00"}
+    )
 
 
 class PublicUserSchema(ResponseSchema):

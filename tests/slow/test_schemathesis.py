@@ -40,7 +40,9 @@ is refused although the schema allows it. For those, and only those, the generat
 - picture uploads: real JPEG, PNG, WebP and GIF files for the media types the spec
   declares for the ``file`` part;
 - the ``token`` of a password reset or an email verification: a live one for the
-  signed-in user, issued as the email job issues it (a reset then ends the session).
+  signed-in user, issued as the email job issues it (a reset then ends the session);
+  that of an erasure's cancel link: a throwaway user asks for their erasure, and the
+  token is read from the email, as its owner would.
 
 The refusals themselves (422, 412, 415) are asserted by the everyday suite.
 """
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -94,6 +97,7 @@ LINK_TOKENS = {
     ("POST", f"{AUTH}/password/reset"): "reset",
     ("POST", f"{AUTH}/email/verify"): "verify",
 }
+ERASURE_CANCEL = ("POST", f"{AUTH}/erasure/cancel")
 IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}
 
 
@@ -154,6 +158,26 @@ class Accounts:
             assert user is not None
             return emails.new_link_token(user.id, purpose, user.email)
 
+    def erasure_token(self) -> str:
+        """A live cancel link of an erasure, from the email a throwaway user gets."""
+        from eleva.data import mail
+
+        self.registered += 1
+        username = f"erasable-{self.registered:04d}"
+        body = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
+        assert self.client.post(f"{AUTH}/register", json=body).status_code == 201
+        login = self.client.post(f"{AUTH}/login", json={"login": username, "password": PASSWORD})
+        bearer = {"Authorization": f"Bearer {login.get_json()['access_token']}"}
+        asked = self.client.delete(ME, json={"password": PASSWORD, "erase": True}, headers=bearer)
+        assert asked.status_code == 202, asked.get_data(as_text=True)
+        with self.app.app_context():
+            (message,) = [
+                m for m in mail.outbox() if m.to == [body["email"]] and "erased" in m.subject
+            ]
+        found = re.search(r"cancel-erasure\?token=([A-Za-z0-9_-]+)", message.body)
+        assert found is not None
+        return found.group(1)
+
     def etag(self, path: str, authorization: str) -> str | None:
         response = self.client.get(path, headers={"Authorization": authorization})
         return response.headers.get("ETag") if response.status_code == 200 else None
@@ -197,6 +221,8 @@ def complete_positive_case(accounts: Accounts, case: schemathesis.Case) -> None:
             body["password"] = _acceptable_password(
                 body["password"], account, body.get("username"), body.get("email")
             )
+    elif body is not None and operation == ERASURE_CANCEL and isinstance(body.get("token"), str):
+        body["token"] = accounts.erasure_token()
     elif body is not None and operation in LINK_TOKENS and isinstance(body.get("token"), str):
         body["token"] = accounts.link_token(LINK_TOKENS[operation])
         if isinstance(body.get("new_password"), str):
