@@ -225,7 +225,7 @@ class Config:
         self.HSTS_ENABLED = self.ENV_NAME == "production"
 
         # Storage ----------------------------------------------------------------------
-        self.STORAGE_BACKEND = env.get("STORAGE_BACKEND", "local").strip().lower()
+        self.STORAGE_BACKEND = (env.get("STORAGE_BACKEND") or "local").strip().lower()
         if self.STORAGE_BACKEND not in ("local", "s3"):
             self.problem(f"STORAGE_BACKEND must be local or s3, not {self.STORAGE_BACKEND!r}")
         # Relative to the project, not to wherever the command was started.
@@ -485,7 +485,7 @@ class ProductionConfig(Config):
                 "a persistent disk)"
             )
         local = [origin for origin in self.CORS_ORIGINS if _is_local(origin)]
-        if local or "CORS_ORIGINS" not in self._explicit:
+        if self.CORS_ORIGINS and (local or "CORS_ORIGINS" not in self._explicit):
             problems.append(
                 f"CORS_ORIGINS names local origins ({', '.join(local or self.CORS_ORIGINS)}): "
                 "list the SPA's public origins"

@@ -363,7 +363,8 @@ class Api(smorest_compat.Api):
     def __init__(self) -> None:
         super().__init__(
             spec_kwargs={
-                "marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name),
+                # apispec documents None (inline) though its type says str.
+                "marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name),  # type: ignore[arg-type]
                 "extra_plugins": [OperationIds()],
             }
         )
