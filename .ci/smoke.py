@@ -103,7 +103,10 @@ def main() -> int:
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
         "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
         "REDIS_URL": REDIS_URL,
+        "STORAGE_BACKEND": "local",  # production insists on being told
         "LOCAL_STORAGE_PATH": media,
+        "CORS_ORIGINS": "https://app.example.com",
+        "FRONTEND_URL": "https://app.example.com",
         "PORT": str(port),
         "WEB_CONCURRENCY": "2",
         "API_DOCS_ENABLED": "true",

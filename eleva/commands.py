@@ -166,11 +166,12 @@ def _seed_demo(password: str | None) -> str | None:
 
 def _seed_demo_material(user_id: int) -> None:
     """Notes and a document in the demo's subjects, once (left alone when it has any)."""
-    subject_ids = dict(
-        db.session.execute(select(Subject.name, Subject.id).where(Subject.owner_id == user_id))
-        .tuples()
-        .all()
-    )
+    subject_ids = {
+        name: subject_id
+        for name, subject_id in db.session.execute(
+            select(Subject.name, Subject.id).where(Subject.owner_id == user_id)
+        )
+    }
     if db.session.scalar(select(func.count()).select_from(Note).where(Note.owner_id == user_id)):
         click.echo("Demo notes: already there.")
     else:

@@ -99,7 +99,7 @@ class Metrics(MethodView):
         requires `Authorization: Bearer <METRICS_TOKEN>`."""
         expected = current_app.config["METRICS_TOKEN"]
         if not expected:
-            raise NotFound()
+            raise NotFound("Not found.")
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode(), expected.encode()
