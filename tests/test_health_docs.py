@@ -36,9 +36,8 @@ def test_ready_checks_the_database(app, client):
 def test_ready_is_503_while_the_database_lacks_migrations(app, client):
     from sqlalchemy import text
 
-    from eleva.data.db import db
-
     from eleva.data import migrations
+    from eleva.data.db import db
 
     mark_migrated(app)
 

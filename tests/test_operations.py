@@ -20,6 +20,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -335,7 +336,7 @@ def test_gunicorns_access_line_names_the_route_in_text_and_json(monkeypatch):
 class FakeSentry(BaseHTTPRequestHandler):
     """A DSN endpoint that keeps what it receives (envelopes, as sent: maybe compressed)."""
 
-    received: list[bytes] = []
+    received: ClassVar[list[bytes]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))

@@ -3,10 +3,11 @@
 sentry-sdk's Flask, SQLAlchemy and RQ integrations: an unexpected error of a request or
 of a job (logged at ERROR by eleva.http.errors and eleva.data.jobs, which sentry-sdk's
 logging integration turns into an event) arrives with the request id as a tag. What
-could carry a person's data or a secret never leaves: ``send_default_pii`` off, no
-request bodies, no local variables, and :func:`scrub` removes the rest (cookies,
-query strings, headers but a few, the path's own values, job arguments, SQL
-parameters, the database's detail lines).
+could carry a person's data or a secret never leaves: ``data_collection`` (sentry-sdk's
+successor of ``send_default_pii``, which it deprecates) collects no user, cookie, body,
+query string, SQL or job data, no local variables and only harmless headers; then
+:func:`scrub` removes whatever an integration still adds (the path's own values, job
+arguments, the database's detail lines).
 """
 
 from __future__ import annotations
@@ -40,9 +41,16 @@ def init_app(app: Flask) -> None:
             SqlalchemyIntegration(),
             RqIntegration(),
         ],
-        send_default_pii=False,
-        max_request_body_size="never",
-        include_local_variables=False,  # a view's locals hold passwords and addresses
+        data_collection={
+            "user_info": False,
+            "cookies": {"mode": "off"},
+            "http_headers": {"request": {"mode": "allowlist", "terms": sorted(SAFE_HEADERS)}},
+            "http_bodies": [],
+            "url_query_params": {"mode": "off"},
+            "database_query_data": False,
+            "queues": False,  # job arguments: ids and addresses
+            "stack_frame_variables": False,  # a view's locals hold passwords and addresses
+        },
         before_send=scrub,
         before_breadcrumb=_scrub_breadcrumb,
     )
