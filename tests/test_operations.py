@@ -225,19 +225,26 @@ def test_the_worker_command_waits_for_redis_without_a_traceback(tmp_path):
         REDIS_URL="redis://127.0.0.1:1/11",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
     )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "jobs", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    time.sleep(7)  # the app's start, then tries at 0, 1 and 3 s
-    worker.terminate()
-    output, _ = worker.communicate(timeout=10)
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "flask", "jobs", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while log_path.read_text().count("waiting for Redis") < 3:  # tries at 0, 1 and 3 s
+            assert worker.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=10)
+    output = log_path.read_text()
     lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) >= 3, output
     assert all("waiting for Redis at 127.0.0.1:1/11" in line for line in lines), output
     assert "Traceback" not in output
 
@@ -489,3 +496,53 @@ def test_a_failed_statement_never_carries_its_parameters(app):
 
 def test_metrics_collector_reads_nothing_at_registration():
     assert metrics.Jobs(None, {"eleva": None}).describe() == []
+
+
+def test_the_development_servers_request_line_hides_tokens_and_query_strings():
+    record = logging.LogRecord(
+        "werkzeug",
+        logging.INFO,
+        __file__,
+        1,
+        '127.0.0.1 - - [now] "%s" %s %s',  # werkzeug.serving's request line
+        ("GET /api/v1/documents/files/eyJrIjoiZG9jdW1lbnRz.Zz9aB.c2ln?x=y HTTP/1.1", "200", "-"),
+        None,
+    )
+    logs.RequestLineFilter().filter(record)
+    assert record.getMessage() == '127.0.0.1 - - [now] "GET /api/v1/documents/files/… HTTP/1.1" 200 -'
+
+
+def test_gunicorns_error_lines_hide_the_requests_uri(monkeypatch, caplog):
+    from gunicorn.config import Config as GunicornConfig
+
+    from eleva.http.serverlog import Logger
+
+    monkeypatch.setenv("LOG_FORMAT", "text")
+    logger = Logger(GunicornConfig())
+    logger.error_log.propagate = True  # to caplog
+    token = "eyJrIjoiZG9jdW1lbnRzLzEvYWJjIn0.Zz9-aB.c2lnbmF0dXJl"
+    try:
+        raise OSError("connection reset")
+    except OSError:
+        logger.exception("Error handling request %s", f"/api/v1/documents/files/{token}?a=b")
+    assert "Error handling request /api/v1/documents/files/…" in caplog.text
+    assert token not in caplog.text and "a=b" not in caplog.text
+
+
+def test_a_job_whose_process_died_gets_its_line_and_count(app, caplog):
+    from datetime import UTC, datetime
+
+    caplog.set_level(logging.INFO, logger="eleva.jobs")
+    job = SimpleNamespace(
+        id="job-1",
+        args=("eleva.services.document_text.extract_document_text", {"document_id": 1}),
+        description="eleva.services.document_text.extract_document_text",
+        started_at=datetime.now(UTC) - timedelta(seconds=2),
+        retries_left=3,
+    )
+    with app.app_context():
+        jobs._work_horse_killed(job, 123, 9, None)  # killed by SIGKILL: status 9
+    (record,) = [r for r in caplog.records if r.name == "eleva.jobs"]
+    assert record.fields["outcome"] == "retrying" and record.fields["attempt"] == 1
+    assert record.fields["duration_ms"] >= 2000
+    assert "its process died by signal 9" in record.getMessage()

@@ -36,8 +36,25 @@ def logged_path(environ: dict[str, Any]) -> str:
         return str(route)
     path = environ.get("PATH_INFO", "")
     # PEP 3333 paths are latin-1 decoded bytes: show them as the UTF-8 they were.
-    path = path.encode("latin-1", "replace").decode("utf-8", "replace")
-    return _LONG_SEGMENT.sub("…", path)
+    return redact_path(path.encode("latin-1", "replace").decode("utf-8", "replace"))
+
+
+def redact_path(path: str) -> str:
+    """A path (or URI) fit for a log: no query string, no long segment."""
+    return _LONG_SEGMENT.sub("…", path.split("?", 1)[0])
+
+
+class RequestLineFilter(logging.Filter):
+    """werkzeug's development server (``flask run``) logs each request line as it came,
+    a signed URL's token included: log it with :func:`redact_path`'s path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and args and isinstance(args[0], str) and " /" in args[0]:
+            method, _, rest = args[0].partition(" ")
+            path, _, protocol = rest.partition(" ")
+            record.args = (f"{method} {redact_path(path)} {protocol}".rstrip(), *args[1:])
+        return True
 
 
 class RequestIdFilter(logging.Filter):
@@ -101,3 +118,6 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
         eleva.addHandler(handler)
+    dev_server = logging.getLogger("werkzeug")
+    if not any(isinstance(f, RequestLineFilter) for f in dev_server.filters):
+        dev_server.addFilter(RequestLineFilter())

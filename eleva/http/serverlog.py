@@ -16,7 +16,13 @@ from typing import Any
 from gunicorn import glogging
 
 from config import log_format
-from eleva.http.logs import REQUEST_ID_KEY, USER_ID_KEY, JsonFormatter, logged_path
+from eleva.http.logs import (
+    REQUEST_ID_KEY,
+    USER_ID_KEY,
+    JsonFormatter,
+    logged_path,
+    redact_path,
+)
 
 # Atoms an access_log_format could use that hold the raw path, query or credentials.
 _RAW_ATOMS = (
@@ -39,6 +45,13 @@ class Logger(glogging.Logger):
             for log in (self.error_log, self.access_log):
                 for handler in log.handlers:
                     handler.setFormatter(JsonFormatter())
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        super().error(msg, *_redacted(args), **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        # gunicorn's workers log "Error handling request %s" with the request's URI.
+        super().exception(msg, *_redacted(args), **kwargs)
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict:
         atoms = super().atoms(resp, req, environ, request_time)
@@ -76,3 +89,7 @@ class Logger(glogging.Logger):
             status,
             extra={"fields": fields, "request_id": environ.get(REQUEST_ID_KEY)},
         )
+
+
+def _redacted(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(redact_path(a) if isinstance(a, str) and a.startswith("/") else a for a in args)
