@@ -322,6 +322,12 @@ def test_gunicorns_access_line_names_the_route_in_text_and_json(monkeypatch):
         assert token not in line and "download=1" not in line, line
         if fmt == "text":
             assert line.startswith('"GET /api/v1/documents/files/<token> HTTP/1.1" '), line
+            # Elsewhere the text line keeps the path, ids and all.
+            stream.truncate(0)
+            stream.seek(0)
+            note = {**environ, "PATH_INFO": "/api/v1/notes/5", logs.ROUTE_KEY: NOTE_ROUTE}
+            logger.access(resp, req, note, timedelta(milliseconds=1))
+            assert stream.getvalue().startswith('"GET /api/v1/notes/5 HTTP/1.1" '), stream.getvalue()
         else:
             assert json.loads(line) | {"ts": "-"} == {
                 "ts": "-",

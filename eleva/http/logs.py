@@ -30,13 +30,27 @@ _LONG_SEGMENT = re.compile(r"[^/]{24,}")
 
 
 def logged_path(environ: dict[str, Any]) -> str:
-    """The URL rule of this request, or its path with long segments hidden."""
+    """The URL rule of this request (JSON's ``route``), or its path with long segments
+    hidden when no rule matched."""
     route = environ.get(ROUTE_KEY)
     if route:
         return str(route)
-    path = environ.get("PATH_INFO", "")
+    return redact_path(_path(environ))
+
+
+def request_path(environ: dict[str, Any]) -> str:
+    """The path of this request for a text line (ids are worth seeing there), but the
+    URL rule where the path carries a secret (a signed URL's ``<token>``), and long
+    segments hidden when no rule matched. Never the query string."""
+    route = environ.get(ROUTE_KEY)
+    if route is None:
+        return redact_path(_path(environ))
+    return str(route) if "token>" in route else _path(environ)
+
+
+def _path(environ: dict[str, Any]) -> str:
     # PEP 3333 paths are latin-1 decoded bytes: show them as the UTF-8 they were.
-    return redact_path(path.encode("latin-1", "replace").decode("utf-8", "replace"))
+    return str(environ.get("PATH_INFO", "")).encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 def redact_path(path: str) -> str:

@@ -1,11 +1,12 @@
 """gunicorn's logger for Eléva (``logger_class`` in gunicorn.conf.py): its access log
-names the route, never the path's values, and follows ``LOG_FORMAT``.
+never holds a token, and follows ``LOG_FORMAT``.
 
 Local storage's signed download and upload URLs carry their token in the path
-(``/api/v1/documents/files/<token>``): the access log writes the URL rule the app
-matched (eleva.http.metrics leaves it in the environ), or for a path no rule matched,
-the path without its long segments; never the query string. With ``LOG_FORMAT=json``
-every line gunicorn writes is a JSON object, the access line with the contract's keys.
+(``/api/v1/documents/files/<token>``): for those the access log writes the URL rule the
+app matched (eleva.http.metrics leaves it in the environ), for a path no rule matched
+the path without its long segments, and never the query string. With
+``LOG_FORMAT=json`` every line gunicorn writes is a JSON object, the access line with
+the contract's keys (``route``: the URL rule, always).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from eleva.http.logs import (
     JsonFormatter,
     logged_path,
     redact_path,
+    request_path,
 )
 
 # Atoms an access_log_format could use that hold the raw path, query or credentials.
@@ -55,7 +57,7 @@ class Logger(glogging.Logger):
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict:
         atoms = super().atoms(resp, req, environ, request_time)
-        path = logged_path(environ)
+        path = request_path(environ)
         atoms["U"] = path
         atoms["r"] = f"{environ.get('REQUEST_METHOD')} {path} {environ.get('SERVER_PROTOCOL')}"
         atoms["q"] = ""

@@ -19,7 +19,7 @@ from flask.sessions import SessionInterface
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from eleva.http.logs import REQUEST_ID_KEY, logged_path
+from eleva.http.logs import REQUEST_ID_KEY, request_path
 
 log = logging.getLogger("eleva.request")
 
@@ -158,11 +158,11 @@ class ResponseHeaders:
                 own.append(("Vary", "Origin"))
             kept += own
             if log.isEnabledFor(logging.DEBUG):
-                # The URL rule, not the path: signed download URLs carry their token.
+                # Not a signed URL's token (eleva.http.logs.request_path).
                 log.debug(
                     "%s %s %s %.1fms",
                     environ.get("REQUEST_METHOD"),
-                    logged_path(environ),
+                    request_path(environ),
                     status.split(" ", 1)[0],
                     (time.perf_counter() - started) * 1000,
                     extra={"request_id": request_id},

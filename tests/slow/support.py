@@ -273,6 +273,9 @@ def start_gunicorn(
         BCRYPT_ROUNDS="4",
         RATELIMIT_ENABLED="false",
         LOG_LEVEL="INFO",
+        # Text lines, whatever the environment: the helpers below read the access log's
+        # ACCESS_LOG_FORMAT (tests/slow/test_operations.py reads the JSON ones).
+        LOG_FORMAT="text",
     )
     if environment == "testing":
         env["TEST_DATABASE_URL"] = database_url

@@ -178,10 +178,10 @@ def test_json_logs_carry_no_secret_and_metrics_cover_every_process(
 ):
     _host, _port, inbox = smtp_server
     database_url = libpq_dsn(new_database())
-    env = _env(smtp_server, redis_url)
+    env = {**_env(smtp_server, redis_url), "LOG_FORMAT": "json"}  # production's default
     server = gunicorn(database_url=database_url, environment="production", workers=2, **env)
     worker_log = tmp_path / "worker.log"
-    worker = _start_worker(database_url, worker_log, **env)
+    worker = _start_worker(database_url, worker_log, **{**env, "LOG_FORMAT": ""})
     api = Api(server.base_url)
     try:
         secrets = _a_run_full_of_secrets(api, inbox)
