@@ -37,6 +37,8 @@ from tests.conftest import PASSWORD, assert_error_shape, make_config
 ROOT = Path(__file__).resolve().parent.parent
 METRICS_TOKEN = "metrics-token-for-tests"
 NOTE_ROUTE = "/api/v1/notes/<int(min=1, max=2147483647):note_id>"
+# An app of its own, on SQLite in memory whatever TEST_DATABASE_URL says.
+IN_MEMORY = {"SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_ENGINE_OPTIONS": {}}
 # What a request to Sentry's test carries (here, far from the code whose source lines an
 # event quotes around a frame).
 PERSONAL = {
@@ -145,7 +147,7 @@ def test_jobs_run_in_the_web_process_are_counted_there(app, client):
 def test_the_job_workers_counts_and_the_queue_depth_come_from_redis(redis_url):
     app = create_app(
         make_config(METRICS_TOKEN=METRICS_TOKEN),
-        {"REDIS_URL": redis_url, "SQLALCHEMY_DATABASE_URI": "sqlite://", "JOB_RETRIES": 0},
+        {**IN_MEMORY, "REDIS_URL": redis_url, "JOB_RETRIES": 0},
     )
     with app.app_context():
         jobs.init_app(app)
@@ -166,7 +168,7 @@ def test_the_job_workers_counts_and_the_queue_depth_come_from_redis(redis_url):
 def test_a_scrape_answers_while_redis_is_away(caplog):
     app = create_app(
         make_config(METRICS_TOKEN=METRICS_TOKEN),
-        {"REDIS_URL": "redis://127.0.0.1:1/11", "SQLALCHEMY_DATABASE_URI": "sqlite://"},
+        {**IN_MEMORY, "REDIS_URL": "redis://127.0.0.1:1/11"},
     )
     with app.app_context():
         jobs.init_app(app)
@@ -268,7 +270,7 @@ def _eleva_handler() -> logging.StreamHandler:
 
 
 def test_json_logs_are_one_object_per_line_with_the_request_id(json_log, caplog):
-    app = create_app(make_config(LOG_FORMAT="json"), {"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    app = create_app(make_config(LOG_FORMAT="json"), IN_MEMORY)
 
     @app.get("/_test/crash")
     def crash():
@@ -389,7 +391,7 @@ def test_an_error_reaches_sentry_with_the_request_id_and_no_personal_data(sentry
     import sentry_sdk
 
     app = create_app(
-        make_config(SENTRY_DSN=sentry_dsn), {"SQLALCHEMY_DATABASE_URI": "sqlite://"}
+        make_config(SENTRY_DSN=sentry_dsn), IN_MEMORY
     )
     with app.app_context():
         db.create_all()
@@ -434,7 +436,7 @@ def test_an_error_reaches_sentry_with_the_request_id_and_no_personal_data(sentry
 
 def test_development_emails_are_printed_readably_with_where_to_use_the_token(capsys):
     app = create_app(
-        make_config(MAIL_BACKEND="console"), {"SQLALCHEMY_DATABASE_URI": "sqlite://"}
+        make_config(MAIL_BACKEND="console"), IN_MEMORY
     )
     with app.app_context():
         db.create_all()
