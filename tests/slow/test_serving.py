@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from eleva.serving import HSTS_HEADER, REQUEST_READ_TIMEOUT, SECURITY_HEADERS
-from tests.slow.support import Server, assert_http_error
+from tests.slow.support import Server, assert_http_error, libpq_dsn
 
 pytestmark = pytest.mark.slow
 
@@ -77,8 +77,9 @@ BAD_REQUESTS = {
 }
 
 
-def test_gunicorns_own_errors_are_json_with_the_apps_security_headers(serve):
-    server = serve(environment="production")
+def test_gunicorns_own_errors_are_json_with_the_apps_security_headers(new_database, gunicorn):
+    # Production refuses SQLite: this one runs on a PostgreSQL database of its own.
+    server = gunicorn(database_url=libpq_dsn(new_database()), environment="production")
     # What the app itself sends with an error, in production (HSTS included).
     app_error = requests.get(server.url("/api/v1/no-such-thing"), timeout=10)
     assert_http_error(app_error, 404)
