@@ -97,14 +97,16 @@ def post_worker_init(worker):
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 
+# A reload (SIGHUP) reads this file again in the same master: it keeps its directory.
 if os.environ.get("ELEVA_METRICS_DIR_OWNER") != str(os.getpid()):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
         prefix="eleva-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108  # nosec B108
     )
     os.environ["ELEVA_METRICS_DIR_OWNER"] = str(os.getpid())
 
-# The access log names the URL rule, not the path (signed URLs carry tokens), and is
-# JSON with LOG_FORMAT=json (eleva/http/serverlog.py).
+# The access log never holds a token (local storage's signed URLs carry one in the path:
+# their URL rule is logged instead), and is JSON with LOG_FORMAT=json
+# (eleva/http/serverlog.py).
 logger_class = "eleva.http.serverlog.Logger"
 
 
