@@ -22,7 +22,6 @@ INSTANCE_DIR = BASE_DIR / "instance"
 DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"  # noqa: S105
 DEV_JWT_SECRET_KEY = "dev-only-jwt-secret-key-do-not-use-in-production"  # noqa: S105
 MIN_SECRET_BYTES = 32
-MAX_SESSION_CHECK_KEEP_SECONDS = 60
 
 # An origin is scheme://host[:port] and nothing else: flask-cors treats strings holding
 # regex characters as patterns, and patterns are how origin checks get bypassed.
@@ -175,6 +174,12 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = database_url(env.get("DATABASE_URL") or default_db)
         self.SQLALCHEMY_ENGINE_OPTIONS = self.engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
+        # PostgreSQL, set by every transaction for itself (eleva.data.db): no statement
+        # outlives gunicorn's worker timeout, no lock wait most of it.
+        self.DATABASE_STATEMENT_TIMEOUT_MS = self._int(
+            env, "DATABASE_STATEMENT_TIMEOUT_MS", 15000, minimum=1
+        )
+        self.DATABASE_LOCK_TIMEOUT_MS = self._int(env, "DATABASE_LOCK_TIMEOUT_MS", 10000, minimum=1)
 
         # Tokens -----------------------------------------------------------------------
         self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(
@@ -194,15 +199,6 @@ class Config:
         self.JWT_ENCODE_AUDIENCE = self.JWT_DECODE_AUDIENCE = env.get("JWT_AUDIENCE", "eleva-api")
         self.JWT_ENCODE_NBF = True
         self.BCRYPT_ROUNDS = self._int(env, "BCRYPT_ROUNDS", 12, minimum=4)
-        # How long a worker may answer the caller check of a request without asking the
-        # database, while the database reports no change to the user (PostgreSQL only):
-        # the net should its notifications stop without a sign. 0 asks every time.
-        self.SESSION_CHECK_KEEP_SECONDS = self._int(env, "SESSION_CHECK_KEEP_SECONDS", 10)
-        if self.SESSION_CHECK_KEEP_SECONDS > MAX_SESSION_CHECK_KEEP_SECONDS:
-            self.problem(
-                f"SESSION_CHECK_KEEP_SECONDS must be at most {MAX_SESSION_CHECK_KEEP_SECONDS}"
-                " (a revoked session could otherwise outlive its revocation that long)"
-            )
 
         # HTTP -------------------------------------------------------------------------
         self.CORS_ORIGINS = self._check(
@@ -400,9 +396,10 @@ class Config:
                 "keepalives_interval": 5,
                 "keepalives_count": 3,
                 "tcp_user_timeout": 20000,
-                # No statement may outlive gunicorn's worker timeout. Timestamps come back
-                # in UTC, as the API gives them, whatever the server's own time zone.
-                "options": "-c statement_timeout=15000 -c lock_timeout=10000 -c timezone=UTC",
+                # No server-side prepared statements: behind a transaction pooler the next
+                # execution may reach a server connection that never prepared it (or one
+                # where another client's statement took the name).
+                "prepare_threshold": None,
             },
         }
 

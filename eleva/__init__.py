@@ -63,7 +63,11 @@ def init_data(app: Flask) -> None:
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
     with app.app_context():
-        init_engines(db.engines.values())
+        init_engines(
+            db.engines.values(),
+            statement_timeout_ms=app.config["DATABASE_STATEMENT_TIMEOUT_MS"],
+            lock_timeout_ms=app.config["DATABASE_LOCK_TIMEOUT_MS"],
+        )
         metrics.watch_pools(db.engines.values())
     # Batch mode lets the same migration alter tables on SQLite (which has no ALTER).
     Migrate(app, db, directory=str(migrations.MIGRATIONS), render_as_batch=True)

@@ -23,11 +23,15 @@ from sqlalchemy import event, text
 from config import TestingConfig
 from eleva import create_app
 from eleva.core.errors import Conflict, NotFound
-from eleva.data.db import db
-from eleva.data.fastread import DIRECT_STATEMENT_LISTENERS
+from eleva.data.db import TRANSACTION_SETTINGS_SQL, db
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith(("postgres", "postgresql"))
+# pytest-xdist runs the suite in several processes (gw0, gw1 …): on PostgreSQL each works
+# in a database of its own, TEST_DATABASE_URL's name with the worker's as a suffix.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if ON_POSTGRES and XDIST_WORKER:
+    TEST_DATABASE_URL = f"{TEST_DATABASE_URL}_{XDIST_WORKER}"
 PASSWORD = "correct horse battery staple"
 
 requires_postgres = pytest.mark.skipif(
@@ -120,6 +124,7 @@ def postgres_schema() -> Iterator[None]:
         return
     from flask_migrate import upgrade
 
+    _create_database_if_missing(TEST_DATABASE_URL)
     app = create_app(make_config())
     with app.app_context():
         with db.engine.begin() as conn:
@@ -128,6 +133,23 @@ def postgres_schema() -> Iterator[None]:
         upgrade()
         db.engine.dispose()
     yield
+
+
+def _create_database_if_missing(url: str) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture
@@ -287,24 +309,20 @@ def other(auth: AuthActions) -> Account:
 
 @contextmanager
 def watch_statements(app: Flask, on_statement: Callable[[Any, str], None]) -> Iterator[None]:
-    """Call ``on_statement(driver_connection, sql)`` for every statement the app sends,
-    through SQLAlchemy or straight to the driver (the hot reads, eleva.services.db)."""
+    """Call ``on_statement(driver_connection, sql)`` for every statement the app sends
+    but the per-transaction settings (eleva.data.db.TRANSACTION_SETTINGS)."""
 
     def through_sqlalchemy(conn, _cursor, statement, _params, _context, _many) -> None:
-        on_statement(conn.connection.driver_connection, statement)
-
-    def direct(driver_connection: Any, statement: str, _params: Any) -> None:
-        on_statement(driver_connection, statement)
+        if statement != TRANSACTION_SETTINGS_SQL:
+            on_statement(conn.connection.driver_connection, statement)
 
     with app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", through_sqlalchemy)
-    DIRECT_STATEMENT_LISTENERS.append(direct)
     try:
         yield
     finally:
         event.remove(engine, "before_cursor_execute", through_sqlalchemy)
-        DIRECT_STATEMENT_LISTENERS.remove(direct)
 
 
 @pytest.fixture
@@ -370,25 +388,45 @@ def smtp_server() -> Iterator[tuple[str, int, SmtpInbox]]:
         controller.stop()
 
 
+# The tests' Redis database (the job queue's tests empty it): db 9 by default, one more
+# per xdist worker. It must hold nothing but the tests' own keys: a database with other
+# keys in it is refused, never emptied (TEST_REDIS_URL names another).
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+TESTS_MARKER = "eleva:tests:owned"
+
+
+def _worker_redis_url(url: str) -> str:
+    if not XDIST_WORKER:
+        return url
+    base, _, number = url.rpartition("/")
+    offset = int(XDIST_WORKER.removeprefix("gw") or 0)
+    return f"{base}/{int(number or 0) + offset}"
 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """The job queue's Redis (TEST_REDIS_URL, db 9 by default), its queue emptied.
+    """The job queue's Redis (TEST_REDIS_URL, db 9 by default), emptied before and after.
 
     Skipped when Redis does not answer, except under CI (CI=true), where .ci/run has
     started it: there a missing Redis is a failure, never a silent skip."""
     import redis
 
-    conn = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
+    url = _worker_redis_url(TEST_REDIS_URL)
+    conn = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
     try:
         conn.ping()
     except redis.RedisError:
         if os.environ.get("CI"):
             raise
-        pytest.skip(f"Redis is not reachable at {TEST_REDIS_URL}")
+        pytest.skip(f"Redis is not reachable at {url}")
+    if conn.dbsize() and not conn.exists(TESTS_MARKER):
+        pytest.fail(
+            f"{url} holds keys the tests did not write: it is not emptied. "
+            "Point TEST_REDIS_URL at an empty Redis database."
+        )
     conn.flushdb()
-    yield TEST_REDIS_URL
+    conn.set(TESTS_MARKER, "1")
+    yield url
     conn.flushdb()
+    conn.set(TESTS_MARKER, "1")
     conn.close()

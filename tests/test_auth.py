@@ -480,7 +480,6 @@ def test_the_access_token_is_not_a_refresh_token(client, user):
 
 
 def test_an_authenticated_request_costs_one_query_for_auth(app, client, user, count_queries):
-    app.config["SESSION_CHECK_KEEP_SECONDS"] = 0  # asked every time (tests/test_kept_check.py)
     with count_queries() as statements:
         assert client.get(ME, headers=user.headers).status_code == 200
     assert len(statements) <= 2

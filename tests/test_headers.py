@@ -154,33 +154,6 @@ def test_without_credentials_the_apps_cache_control_and_media_vary_stand():
     assert "script-src" in _through_response_headers("/docs", [])["content-security-policy"]
 
 
-def test_ensure_sync_remembers_sync_functions_and_still_wraps_coroutines(app):
-    class View:
-        def get(self):
-            return "sync"
-
-    def hook():
-        return None
-
-    async def coroutine_view():
-        return "async"
-
-    assert app.ensure_sync(hook) is hook
-    assert app.ensure_sync(hook) is hook  # from what it remembered
-    first, second = View(), View()
-    assert app.ensure_sync(first.get) == first.get
-    assert app.ensure_sync(second.get).__self__ is second  # the method of that object
-    # A coroutine function is never taken as sync: Flask wraps it (or, without the
-    # async extra installed, refuses it), as often as it is asked.
-    for _ in range(2):
-        try:
-            wrapped = app.ensure_sync(coroutine_view)
-        except RuntimeError as exc:
-            assert "async" in str(exc)
-        else:
-            assert wrapped is not coroutine_view
-
-
 # -- request ids and the access log ------------------------------------------------------
 
 

@@ -102,10 +102,24 @@ def test_every_index_of_the_models_survives_the_whole_history(empty_database):
     assert index_names(empty_database) == expected
 
 
-def test_subject_counts_are_backfilled_and_kept_by_triggers(empty_database):
+def trigger_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                sql = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            else:
+                sql = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+            return {row[0] for row in conn.execute(text(sql))}
+    finally:
+        engine.dispose()
+
+
+def test_the_exact_core_drops_every_counter_and_trigger_and_puts_them_back(empty_database):
+    """0011: no counter kept by a trigger, no NOTIFY; its downgrade recounts them."""
     app = app_on(empty_database)
     with app.app_context():
-        upgrade(revision="0002_subjects")
+        upgrade(revision="0010_user_changes")
         with db.engine.begin() as conn:
             conn.execute(
                 text(
@@ -121,17 +135,21 @@ def test_subject_counts_are_backfilled_and_kept_by_triggers(empty_database):
                     ),
                     {"n": name, "a": archived},
                 )
+        assert trigger_names(empty_database)
         upgrade()
-        counts = "SELECT subjects_active, subjects_archived FROM users"
+        assert trigger_names(empty_database) == set()
+        columns = {c["name"] for c in inspect(db.engine).get_columns("users")}
+        assert not {"subjects_active", "subjects_archived", "documents_count"} & columns
         with db.engine.begin() as conn:
-            assert tuple(conn.execute(text(counts)).one()) == (2, 1)
-            conn.execute(text("UPDATE subjects SET is_archived = NOT is_archived WHERE name = 'A'"))
             conn.execute(text("DELETE FROM subjects WHERE name = 'C'"))
-            assert tuple(conn.execute(text(counts)).one()) == (1, 1)
-        downgrade(revision="0002_subjects")
-        upgrade()
+        downgrade(revision="0010_user_changes")
+        counts = "SELECT subjects_active, subjects_archived, documents_count FROM users"
         with db.engine.begin() as conn:
-            assert tuple(conn.execute(text(counts)).one()) == (1, 1)
+            assert tuple(conn.execute(text(counts)).one()) == (2, 0, 0)
+            conn.execute(text("UPDATE subjects SET is_archived = NOT is_archived WHERE name = 'A'"))
+            assert tuple(conn.execute(text(counts)).one()) == (1, 1, 0)
+        upgrade()
+        assert trigger_names(empty_database) == set()
         db.engine.dispose()
 
 

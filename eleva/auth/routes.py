@@ -19,6 +19,7 @@ from eleva.auth.schemas import (
 from eleva.core.errors import Unauthorized
 from eleva.core.tokens import TokenClaims
 from eleva.http import ratelimit
+from eleva.http.accounts import PrivateUserSchema, UserCreateSchema
 from eleva.http.api import Blueprint
 from eleva.http.auth import (
     came_with_refresh_cookie,
@@ -30,7 +31,6 @@ from eleva.http.auth import (
 from eleva.http.ratelimit import limiter
 from eleva.services import accounts, auth
 from eleva.services.auth import CurrentUser
-from eleva.users.schemas import PrivateUserSchema, UserCreateSchema
 
 blp = Blueprint("auth", __name__, description="Registration, login and tokens")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from eleva.http.accounts import email_field, password_field
 from eleva.http.fields import StrictBoolean, Text
 from eleva.http.schemas import ResponseSchema
-from eleva.users.schemas import email_field, password_field
 
 
 class LoginSchema(ma.Schema):

@@ -3,7 +3,9 @@ that turns a violated unique index into a 409.
 
 - **SQLite** (development, tests): foreign keys on, a Unicode-aware ``lower()``.
 - **PostgreSQL**: a pooled connection is checked for liveness at checkout without a
-  round trip (``check_postgres_alive``); bench/README.md has the measurements.
+  round trip (``check_postgres_alive``), and each transaction starts by setting its own
+  timeouts (``TRANSACTION_SETTINGS_SQL``): nothing relies on a server connection keeping
+  session state, so a transaction pooler (PgBouncer) changes nothing.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def _violated_index(exc: Exception) -> str | None:
     error = getattr(exc, "orig", exc)  # SQLAlchemy's wrapper, or the driver's own error
     diag = getattr(error, "diag", None)  # psycopg
     if diag is not None and getattr(diag, "constraint_name", None):
-        return diag.constraint_name
+        return str(diag.constraint_name)
     match = _SQLITE_INDEX_RE.search(str(error))
     return match.group(1) if match else None
 
@@ -95,12 +97,31 @@ def unique_conflicts() -> Iterator[None]:
         raise Conflict.taken(*field) from None
 
 
-def init_engines(engines: Any) -> None:
+# Settings every transaction needs, set for that transaction only (SET LOCAL): behind a
+# transaction pooler each transaction may run on another server connection, which would
+# not have kept a session's SET, nor the startup ``options`` a pooler drops.
+TRANSACTION_SETTINGS_SQL = (
+    "SELECT set_config('statement_timeout', %(statement_timeout)s, true), "
+    "set_config('lock_timeout', %(lock_timeout)s, true), "
+    "set_config('TimeZone', 'UTC', true)"
+)
+
+
+def init_engines(engines: Any, *, statement_timeout_ms: int, lock_timeout_ms: int) -> None:
+    settings = {
+        "statement_timeout": str(statement_timeout_ms),
+        "lock_timeout": str(lock_timeout_ms),
+    }
+
+    def start_transaction(conn: Any) -> None:
+        conn.exec_driver_sql(TRANSACTION_SETTINGS_SQL, settings)
+
     for engine in engines:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_on_connect)
         elif engine.dialect.name == "postgresql":
             event.listen(engine, "checkout", check_postgres_alive)
+            event.listen(engine, "begin", start_transaction)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

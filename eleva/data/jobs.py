@@ -151,14 +151,14 @@ def earlier_attempt_died() -> bool:
     if job.meta.get("started"):
         return True
     job.meta["started"] = True
-    job.save_meta()
+    job.save_meta()  # type: ignore[no-untyped-call]  # rq's public method, untyped
     return False
 
 
 def attempt_ended() -> None:
     job = get_current_job()
     if job is not None and job.meta.pop("started", None):
-        job.save_meta()
+        job.save_meta()  # type: ignore[no-untyped-call]
 
 
 def _call(name: str, kwargs: dict[str, Any]) -> None:

@@ -43,7 +43,7 @@ _LINK = re.compile(r"https?://\S+/([a-z-]+)\?token=([A-Za-z0-9_-]+)")
 RULE = "─" * 79
 
 
-class ConsoleEmailBackend(console.EmailBackend):
+class ConsoleEmailBackend(console.EmailBackend):  # type: ignore[misc]  # Flask-Mailman is untyped
     """Flask-Mailman's console backend, printing the message as a person reads it (its
     headers that matter and its text part) instead of raw MIME."""
 

@@ -35,7 +35,7 @@ log = logging.getLogger("eleva.metrics")
 
 # The *_created series say when a process first counted: noise here, and absent in
 # multiprocess mode anyway (the same scrape whatever the server).
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client's, untyped
 
 # What this process counts (in files under multiprocess mode, whatever the registry).
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -163,7 +163,7 @@ def exposition(*, multiproc_dir: str | None, jobs: Jobs) -> bytes:
     """The text of one scrape: every process's counts, and the jobs'."""
     if multiproc_dir:
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=multiproc_dir)
+        MultiProcessCollector(registry, path=multiproc_dir)  # type: ignore[no-untyped-call]
         text = generate_latest(registry)
     else:
         text = generate_latest(REGISTRY)

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    DDL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -25,7 +24,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
-    event,
     false,
     func,
     text,
@@ -180,16 +178,10 @@ class User(TimestampMixin, Base):
     # The current address was confirmed by a link sent to it (or by a password reset).
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     picture_key: Mapped[str | None] = mapped_column(String(255))
-    # How many subjects the user has, by archive state: kept by database triggers (see
-    # SUBJECT_COUNT_TRIGGERS) so that a list's total is one row read, not a count(*)
-    # that grows with the user's subjects.
-    subjects_active: Mapped[int] = mapped_column(default=0, server_default="0")
-    subjects_archived: Mapped[int] = mapped_column(default=0, server_default="0")
     # Bytes of the user's documents, uploads in progress included (their size is
     # reserved when they start). Kept by eleva.services.documents in the same
     # transaction as the document rows; the quota is a conditional UPDATE of it.
     storage_used: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    documents_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     subjects: Mapped[list[Subject]] = relationship(
         back_populates="owner",
@@ -286,9 +278,6 @@ class Subject(TimestampMixin, Base):
     description: Mapped[str | None] = mapped_column(String(2000))
     color: Mapped[str | None] = mapped_column(String(7))  # "#RRGGBB", upper-case
     is_archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    # How many notes the subject has: kept by triggers (NOTE_COUNT_TRIGGERS), so that the
-    # note list's total is one row read, not a count(*) that grows with the notes.
-    note_count: Mapped[int] = mapped_column(default=0, server_default="0")
     search_vector: Mapped[Any] = search_vector_column(*SUBJECT_SEARCH)
 
     owner: Mapped[User] = relationship(back_populates="subjects", lazy="raise")
@@ -418,255 +407,3 @@ class Document(TimestampMixin, Base):
 
     def __repr__(self) -> str:
         return f"<Document {self.id} {self.filename!r}>"
-
-
-# Triggers keeping users.subjects_active / subjects_archived equal to the user's subjects
-# by archive state, whatever writes them: the API, `flask seed`, plain SQL, cascades.
-# The migration 0003_subject_counts holds a frozen copy of the same statements.
-SUBJECT_COUNT_TRIGGERS = {
-    "postgresql": [
-        # Statement-level, on transition tables: a bulk INSERT or a cascade of 100,000
-        # rows updates each owner once. (A row trigger would update one users row
-        # 100,000 times in a transaction, each update slower than the last.)
-        """
-        CREATE OR REPLACE FUNCTION subjects_count() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF TG_OP = 'INSERT' THEN
-                UPDATE users u SET subjects_active = u.subjects_active + d.active,
-                                   subjects_archived = u.subjects_archived + d.archived
-                  FROM (SELECT owner_id, count(*) FILTER (WHERE NOT is_archived) AS active,
-                               count(*) FILTER (WHERE is_archived) AS archived
-                          FROM new_rows GROUP BY owner_id) d
-                 WHERE u.id = d.owner_id;
-            ELSIF TG_OP = 'DELETE' THEN
-                UPDATE users u SET subjects_active = u.subjects_active - d.active,
-                                   subjects_archived = u.subjects_archived - d.archived
-                  FROM (SELECT owner_id, count(*) FILTER (WHERE NOT is_archived) AS active,
-                               count(*) FILTER (WHERE is_archived) AS archived
-                          FROM old_rows GROUP BY owner_id) d
-                 WHERE u.id = d.owner_id;
-            ELSE
-                UPDATE users u SET subjects_active = u.subjects_active + d.active,
-                                   subjects_archived = u.subjects_archived + d.archived
-                  FROM (SELECT owner_id, sum(active) AS active, sum(archived) AS archived
-                          FROM (SELECT owner_id, -(NOT is_archived)::int AS active,
-                                       -is_archived::int AS archived FROM old_rows
-                                UNION ALL
-                                SELECT owner_id, (NOT is_archived)::int, is_archived::int
-                                  FROM new_rows) changes
-                         GROUP BY owner_id
-                        HAVING sum(active) <> 0 OR sum(archived) <> 0) d
-                 WHERE u.id = d.owner_id;
-            END IF;
-            RETURN NULL;
-        END $$
-        """,
-        """
-        CREATE TRIGGER subjects_count_insert AFTER INSERT ON subjects
-        REFERENCING NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION subjects_count()
-        """,
-        """
-        CREATE TRIGGER subjects_count_delete AFTER DELETE ON subjects
-        REFERENCING OLD TABLE AS old_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION subjects_count()
-        """,
-        """
-        CREATE TRIGGER subjects_count_update AFTER UPDATE ON subjects
-        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION subjects_count()
-        """,
-    ],
-    "sqlite": [
-        """
-        CREATE TRIGGER subjects_count_insert AFTER INSERT ON subjects BEGIN
-            UPDATE users SET subjects_active = subjects_active + (NOT NEW.is_archived),
-                             subjects_archived = subjects_archived + NEW.is_archived
-             WHERE id = NEW.owner_id;
-        END
-        """,
-        """
-        CREATE TRIGGER subjects_count_delete AFTER DELETE ON subjects BEGIN
-            UPDATE users SET subjects_active = subjects_active - (NOT OLD.is_archived),
-                             subjects_archived = subjects_archived - OLD.is_archived
-             WHERE id = OLD.owner_id;
-        END
-        """,
-        """
-        CREATE TRIGGER subjects_count_update AFTER UPDATE OF is_archived, owner_id ON subjects
-        WHEN OLD.is_archived IS NOT NEW.is_archived OR OLD.owner_id IS NOT NEW.owner_id BEGIN
-            UPDATE users SET subjects_active = subjects_active - (NOT OLD.is_archived),
-                             subjects_archived = subjects_archived - OLD.is_archived
-             WHERE id = OLD.owner_id;
-            UPDATE users SET subjects_active = subjects_active + (NOT NEW.is_archived),
-                             subjects_archived = subjects_archived + NEW.is_archived
-             WHERE id = NEW.owner_id;
-        END
-        """,
-    ],
-}
-
-# The same triggers for schemas built by metadata.create_all() (the SQLite test suite).
-for _dialect, _statements in SUBJECT_COUNT_TRIGGERS.items():
-    for _statement in _statements:
-        event.listen(
-            Subject.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect)
-        )
-
-
-# Triggers keeping subjects.note_count equal to the subject's notes, whatever writes
-# them (the API, plain SQL, cascades). The migration 0004_notes holds a frozen copy.
-NOTE_COUNT_TRIGGERS = {
-    "postgresql": [
-        # Statement-level on transition tables, as SUBJECT_COUNT_TRIGGERS and for the
-        # same reason. (PostgreSQL allows no column list with transition tables: an
-        # UPDATE that moves no note changes nothing, through the HAVING.)
-        """
-        CREATE OR REPLACE FUNCTION notes_count() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF TG_OP = 'INSERT' THEN
-                UPDATE subjects s SET note_count = s.note_count + d.n
-                  FROM (SELECT subject_id, count(*) AS n FROM new_rows GROUP BY subject_id) d
-                 WHERE s.id = d.subject_id;
-            ELSIF TG_OP = 'DELETE' THEN
-                UPDATE subjects s SET note_count = s.note_count - d.n
-                  FROM (SELECT subject_id, count(*) AS n FROM old_rows GROUP BY subject_id) d
-                 WHERE s.id = d.subject_id;
-            ELSE
-                UPDATE subjects s SET note_count = s.note_count + d.n
-                  FROM (SELECT subject_id, sum(n) AS n
-                          FROM (SELECT subject_id, -1 AS n FROM old_rows
-                                UNION ALL
-                                SELECT subject_id, 1 FROM new_rows) changes
-                         GROUP BY subject_id
-                        HAVING sum(n) <> 0) d
-                 WHERE s.id = d.subject_id;
-            END IF;
-            RETURN NULL;
-        END $$
-        """,
-        """
-        CREATE TRIGGER notes_count_insert AFTER INSERT ON notes
-        REFERENCING NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION notes_count()
-        """,
-        """
-        CREATE TRIGGER notes_count_delete AFTER DELETE ON notes
-        REFERENCING OLD TABLE AS old_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION notes_count()
-        """,
-        """
-        CREATE TRIGGER notes_count_update AFTER UPDATE ON notes
-        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION notes_count()
-        """,
-    ],
-    "sqlite": [
-        """
-        CREATE TRIGGER notes_count_insert AFTER INSERT ON notes BEGIN
-            UPDATE subjects SET note_count = note_count + 1 WHERE id = NEW.subject_id;
-        END
-        """,
-        """
-        CREATE TRIGGER notes_count_delete AFTER DELETE ON notes BEGIN
-            UPDATE subjects SET note_count = note_count - 1 WHERE id = OLD.subject_id;
-        END
-        """,
-        """
-        CREATE TRIGGER notes_count_update AFTER UPDATE OF subject_id ON notes
-        WHEN OLD.subject_id IS NOT NEW.subject_id BEGIN
-            UPDATE subjects SET note_count = note_count - 1 WHERE id = OLD.subject_id;
-            UPDATE subjects SET note_count = note_count + 1 WHERE id = NEW.subject_id;
-        END
-        """,
-    ],
-}
-
-for _dialect, _statements in NOTE_COUNT_TRIGGERS.items():
-    for _statement in _statements:
-        event.listen(Note.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect))
-
-
-# Triggers naming, on USER_CHANGES_CHANNEL, every user whose row (but for its subject
-# counters) or one of whose login sessions a transaction changed or deleted, when it
-# commits (PostgreSQL's NOTIFY; one notification per user and transaction). Each worker
-# keeps its callers' check while nothing is said of them (eleva.data.fastread.KeptRead).
-# Statement-level, as the counts: a bulk revocation names each user once. Not on SQLite,
-# where nothing is kept. The migration 0010_user_changes holds a frozen copy.
-USER_CHANGES_CHANNEL = "user_changes"
-USER_CHANGE_TRIGGERS = {
-    "postgresql": [
-        """
-        CREATE OR REPLACE FUNCTION users_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF TG_OP = 'DELETE' THEN
-                PERFORM pg_notify('user_changes', d.id::text)
-                   FROM (SELECT DISTINCT id FROM old_rows) d;
-            ELSE
-                -- Not for the subject counters alone: every subject written changes
-                -- them, and nothing kept reads them.
-                PERFORM pg_notify('user_changes', d.id::text)
-                   FROM (SELECT DISTINCT o.id
-                           FROM old_rows o LEFT JOIN new_rows n ON n.id = o.id
-                          WHERE to_jsonb(o) - '{subjects_active,subjects_archived}'::text[]
-                                IS DISTINCT FROM
-                                to_jsonb(n) - '{subjects_active,subjects_archived}'::text[]) d;
-            END IF;
-            RETURN NULL;
-        END $$
-        """,
-        """
-        CREATE OR REPLACE FUNCTION login_sessions_changed() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM pg_notify('user_changes', d.user_id::text)
-               FROM (SELECT DISTINCT user_id FROM old_rows) d;
-            RETURN NULL;
-        END $$
-        """,
-        """
-        CREATE OR REPLACE FUNCTION everyone_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            -- A TRUNCATE names no row: every worker forgets all it kept.
-            PERFORM pg_notify('user_changes', '*');
-            RETURN NULL;
-        END $$
-        """,
-        """
-        CREATE TRIGGER users_changed_update AFTER UPDATE ON users
-        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION users_changed()
-        """,
-        """
-        CREATE TRIGGER users_changed_delete AFTER DELETE ON users
-        REFERENCING OLD TABLE AS old_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION users_changed()
-        """,
-        """
-        CREATE TRIGGER login_sessions_changed_update AFTER UPDATE ON login_sessions
-        REFERENCING OLD TABLE AS old_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION login_sessions_changed()
-        """,
-        """
-        CREATE TRIGGER login_sessions_changed_delete AFTER DELETE ON login_sessions
-        REFERENCING OLD TABLE AS old_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION login_sessions_changed()
-        """,
-        """
-        CREATE TRIGGER users_truncated AFTER TRUNCATE ON users
-        FOR EACH STATEMENT EXECUTE FUNCTION everyone_changed()
-        """,
-        """
-        CREATE TRIGGER login_sessions_truncated AFTER TRUNCATE ON login_sessions
-        FOR EACH STATEMENT EXECUTE FUNCTION everyone_changed()
-        """,
-    ],
-}
-
-for _statement in USER_CHANGE_TRIGGERS["postgresql"]:
-    # users' triggers after login_sessions exists too: both tables are created by then.
-    event.listen(
-        LoginSession.__table__,
-        "after_create",
-        DDL(_statement).execute_if(dialect="postgresql"),
-    )

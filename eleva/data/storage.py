@@ -359,7 +359,7 @@ class S3Backend:
                 yield StoredObject(obj["Key"], int(obj["Size"]), obj["LastModified"])
 
     def download_url(self, key: str, *, filename: str, content_type: str, expires_in: int) -> str:
-        return self._presign(
+        url: str = self._presign(
             "generate_presigned_url",
             ClientMethod="get_object",
             Params={
@@ -370,6 +370,7 @@ class S3Backend:
             },
             ExpiresIn=expires_in,
         )
+        return url
 
     def upload_form(self, key: str, *, size: int, expires_in: int, token: Any) -> UploadForm:
         # The policy pins the key and the exact size: S3 refuses any other body.
@@ -393,7 +394,8 @@ class S3Backend:
     def read_range(self, key: str, start: int, end: int) -> bytes:
         body = self._call("get_object", Key=key, Range=f"bytes={start}-{end}")["Body"]
         try:
-            return body.read()
+            data: bytes = body.read()
+            return data
         finally:
             body.close()
 
@@ -422,7 +424,7 @@ class S3Backend:
                 removed += len(keys)
         return removed
 
-    def _call_paginated(self, operation: str, **kwargs: Any) -> list[dict]:
+    def _call_paginated(self, operation: str, **kwargs: Any) -> list[dict[str, Any]]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -490,7 +492,8 @@ class Storage:
 
     @property
     def backend(self) -> Backend:
-        return current_app.extensions[EXTENSION_KEY]
+        backend: Backend = current_app.extensions[EXTENSION_KEY]
+        return backend
 
     def save(self, key: str, data: bytes, content_type: str) -> None:
         self.backend.save(key, data, content_type)

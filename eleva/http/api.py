@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from copy import copy, deepcopy
+from copy import deepcopy
 from functools import cache, wraps
 from typing import Any, ClassVar, NoReturn
 
@@ -74,35 +74,13 @@ class JsonParser(FlaskParser):
         "files": None,
     }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._queries = QueryCache()
-
     def parse(self, argmap: Any, *args: Any, **kwargs: Any) -> Any:
         # smorest's pagination passes a schema class on every request, and webargs would
         # build (deep-copying its fields) an instance each time; a loading schema is
         # stateless, so one per class will do.
         if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
             argmap = _schema_instance(argmap)
-        cacheable = (
-            kwargs.get("location") == "query"
-            and kwargs.get("validate") is None
-            and isinstance(argmap, ma.Schema)
-            and _loads_the_same_every_time(argmap)
-        )
-        if not cacheable:
-            return super().parse(argmap, *args, **kwargs)
-        req = (args[0] if args else kwargs.get("req")) or request
-        # The schema itself in the key (not its id): kept alive while its entries are.
-        key = (argmap, kwargs.get("unknown", _DEFAULT), req.query_string)
-        hit = self._queries.get(key)
-        if hit is not None:
-            return copy(hit)
-        parsed = super().parse(argmap, *args, **kwargs)
-        if _flat(parsed):
-            self._queries.put(key, parsed)
-            return copy(parsed)
-        return parsed
+        return super().parse(argmap, *args, **kwargs)
 
     def load_json(self, req: Any, schema: ma.Schema) -> Any:
         if not is_json_request(req):
@@ -139,48 +117,6 @@ class JsonParser(FlaskParser):
             if name not in file_fields:
                 parts.add(name or "", value)
         return MultiDictProxy(parts, schema)
-
-
-# A query string's arguments are a pure function of its bytes and the schema: a list
-# screen asks the same few ``?page_size=20&sort=…`` again and again, and loading them
-# through webargs and marshmallow cost ~0.1 ms a request (bench/README.md). Only what
-# loaded successfully is kept (an error is parsed again, and answered the same way),
-# only flat results (scalar values, copied out on every hit), and at most QUERY_CACHE
-# entries: a client sending ever-new query strings only ever misses.
-QUERY_CACHE = 512
-_DEFAULT = object()
-_SCALARS = (str, int, float, bool, type(None))
-
-
-class QueryCache:
-    """A small least-recently-used map (dict order; a lost race costs one miss)."""
-
-    def __init__(self, size: int = QUERY_CACHE) -> None:
-        self._size = size
-        self._entries: dict[Any, Any] = {}
-
-    def get(self, key: Any) -> Any:
-        value = self._entries.pop(key, None)
-        if value is not None:
-            self._entries[key] = value  # the most recent again
-        return value
-
-    def put(self, key: Any, value: Any) -> None:
-        while len(self._entries) >= self._size:
-            self._entries.pop(next(iter(self._entries)), None)
-        self._entries[key] = value
-
-
-def _loads_the_same_every_time(schema: ma.Schema) -> bool:
-    # A query schema reads the query string and nothing else (no request, no clock in a
-    # hook: docs/architecture.md); a callable default, such as a clock, is the one
-    # common exception, and is parsed every time.
-    return not any(callable(field.load_default) for field in schema.load_fields.values())
-
-
-def _flat(parsed: Any) -> bool:
-    values = parsed.values() if isinstance(parsed, dict) else vars(parsed).values()
-    return all(isinstance(value, _SCALARS) for value in values)
 
 
 def _refuse_cut_stream(req: Any, data: bytes) -> None:

@@ -3,14 +3,12 @@ and the JSON encoder."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import time
 from collections.abc import Callable
 from random import getrandbits
 from typing import Any
-from weakref import WeakSet
 
 import orjson
 from flask import Flask, Response, current_app
@@ -104,10 +102,8 @@ class ResponseHeaders:
     """WSGI middleware: the request id, the security headers, ``Vary: Origin`` and
     ``Cache-Control: no-store`` where they belong, and the app's debug line.
 
-    Here rather than in an ``after_request`` hook because werkzeug's ``Headers`` checks
-    each value and scans the whole list on every set: for these headers ~25 µs of a
-    request in process, a few µs as tuples on the plain list that goes to the server
-    (bench/README.md). gunicorn's own answers get theirs in eleva.serving.
+    Outermost, so that every answer of the app has them, errors included; added as
+    tuples to the list the server receives.
     """
 
     def __init__(
@@ -177,13 +173,9 @@ _OWN_NAMES_NO_STORE = _OWN_NAMES | {"cache-control"}
 
 
 class JSONProvider(DefaultJSONProvider):
-    """Flask's JSON provider, encoding responses with orjson (~10× faster here).
-
-    The output is Flask's: keys sorted, compact (indented in debug), datetimes and
-    dataclasses through Flask's own ``default``. Whatever orjson would encode its own way
-    or refuses (dict/str/int subclasses, non-string keys, integers beyond 64 bits, lone
-    surrogates) goes to ``json.dumps``. tests/test_json.py compares both encoders.
-    """
+    """Flask's JSON provider, encoding responses with orjson; the output is Flask's (keys
+    sorted, compact, datetimes and dataclasses through Flask's ``default``). What orjson
+    would encode its own way or refuses goes to ``json.dumps`` (tests/test_json.py)."""
 
     OPTIONS = (
         orjson.OPT_SORT_KEYS
@@ -209,20 +201,3 @@ class JSONProvider(DefaultJSONProvider):
 
 class App(Flask):
     json_provider_class = JSONProvider
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._sync_functions: WeakSet[Any] = WeakSet()
-
-    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        """Flask's, remembering its answer: Flask asks it of every hook and view on every
-        request, and inspect takes ~1 µs to say that a function is not a coroutine
-        function, which a function never becomes (a method: its function)."""
-        target = getattr(func, "__func__", func)
-        if target in self._sync_functions:
-            return func
-        result = super().ensure_sync(func)
-        if result is func:
-            with contextlib.suppress(TypeError):  # an object that takes no weak reference
-                self._sync_functions.add(target)
-        return result

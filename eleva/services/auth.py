@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, update
 
 from eleva.core.devices import device_label
 from eleva.core.errors import Forbidden, Unauthorized, ValidationFailed
@@ -27,8 +27,7 @@ from eleva.core.text import WHITESPACE
 from eleva.core.tokens import TokenPair
 from eleva.data import jobs
 from eleva.data.db import commit, db
-from eleva.data.fastread import KeptRead
-from eleva.data.models import USER_CHANGES_CHANNEL, LoginSession, User, utcnow
+from eleva.data.models import LoginSession, User, utcnow
 from eleva.services import emails
 
 log = logging.getLogger("eleva.auth")
@@ -62,42 +61,26 @@ class CurrentUser:
 
 
 _SESSION_FIELDS = {"session_id", "session_expires_at"}
-
-# Every request's caller check. What it reads changes when the user's row or one of their
-# sessions does; the triggers of USER_CHANGE_TRIGGERS then name the user on
-# USER_CHANGES_CHANNEL, and each worker forgets what it kept of them (data.fastread).
-_CURRENT_USER = KeptRead(
-    select(
-        *(User.__table__.c[f.name] for f in fields(CurrentUser) if f.name not in _SESSION_FIELDS),
-        LoginSession.id,
-        LoginSession.expires_at,
-    )
-    .join(LoginSession, LoginSession.user_id == User.id)
-    .where(
-        User.id == bindparam("user_id"),
-        User.is_active.is_(True),
-        LoginSession.id == bindparam("session_id"),
-        LoginSession.revoked_at.is_(None),
-        LoginSession.expires_at > bindparam("now"),
-    ),
-    CurrentUser,
-    channel=USER_CHANGES_CHANNEL,
-    group="user_id",
-    key=("user_id", "session_id"),
-    keep_until=lambda user: user.session_expires_at.timestamp(),
+_USER_COLUMNS = tuple(
+    User.__table__.c[f.name] for f in fields(CurrentUser) if f.name not in _SESSION_FIELDS
 )
 
 
 def authenticated_user(user_id: int, session_id: uuid.UUID) -> CurrentUser | None:
-    """The user, if active and the session is live: the revocation check, answered from
-    what this worker keeps while the database reports no change to the user
-    (``SESSION_CHECK_KEEP_SECONDS``; 0 asks the database every time)."""
-    return _CURRENT_USER.first(
-        max_age=current_app.config["SESSION_CHECK_KEEP_SECONDS"],
-        user_id=user_id,
-        session_id=session_id,
-        now=utcnow(),
-    )
+    """The user, if active and the session is live: every request's revocation check,
+    one statement by ids, answered by the database every time."""
+    row = db.session.execute(
+        select(*_USER_COLUMNS, LoginSession.id, LoginSession.expires_at)
+        .join(LoginSession, LoginSession.user_id == User.id)
+        .where(
+            User.id == user_id,
+            User.is_active.is_(True),
+            LoginSession.id == session_id,
+            LoginSession.revoked_at.is_(None),
+            LoginSession.expires_at > utcnow(),
+        )
+    ).first()
+    return None if row is None else CurrentUser(*row)  # type: ignore[call-arg]  # the columns, in order
 
 
 def normalise_email(email: str) -> str:

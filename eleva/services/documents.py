@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from pathlib import PurePosixPath
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 
 from flask import current_app
-from sqlalchemy import ColumnElement, bindparam, delete, func, select, true, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from eleva.core import filetypes
@@ -44,8 +42,8 @@ from eleva.core.errors import (
     ValidationFailed,
 )
 from eleva.data.db import commit, db
-from eleva.data.fastread import FastRead
 from eleva.data.models import Document, Subject, User, utcnow
+from eleva.data.pages import Page, SortColumns, ordered, paginate, sort_keys
 from eleva.data.storage import (
     DOWNLOAD_SALT,
     UPLOAD_SALT,
@@ -56,7 +54,7 @@ from eleva.data.storage import (
     storage,
     unsign,
 )
-from eleva.services import document_text
+from eleva.services import document_text, owned
 
 log = logging.getLogger("eleva.documents")
 
@@ -68,13 +66,12 @@ DIRECT_UPLOAD_SECONDS = 15 * 60
 STALE_UPLOAD = timedelta(hours=1)
 PENDING_TYPE = "application/octet-stream"  # an uploading document's type, until complete
 
-SORT_COLUMNS = {
-    "created_at": lambda c: c.created_at,
-    "title": lambda c: func.lower(c.title),
-    "size": lambda c: c.size,
+SORT_COLUMNS: SortColumns = {
+    "created_at": lambda: Document.created_at,
+    "title": lambda: func.lower(Document.title),
+    "size": lambda: Document.size,
 }
-SORT_KEYS = tuple(k for key in SORT_COLUMNS for k in (key, f"-{key}"))
-MAX_OFFSET = 2**31 - 1
+SORT_KEYS = sort_keys(SORT_COLUMNS)
 
 
 def max_document_bytes() -> int:
@@ -211,11 +208,11 @@ def _owned_subject_usage(owner_id: int, subject_id: int) -> int:
 
 
 def _reserve(owner_id: int, size: int) -> None:
-    """Count ``size`` more bytes and one more document, unless that passes the quota."""
+    """Count ``size`` more bytes, unless that passes the quota."""
     reserved = db.session.execute(
         update(User)
         .where(User.id == owner_id, User.storage_used + size <= quota_bytes())
-        .values(storage_used=User.storage_used + size, documents_count=User.documents_count + 1)
+        .values(storage_used=User.storage_used + size)
         .returning(User.storage_used)
         .execution_options(synchronize_session=False)
     ).first()
@@ -223,11 +220,11 @@ def _reserve(owner_id: int, size: int) -> None:
         raise _over_quota()
 
 
-def _release(owner_id: int, size: int, count: int = 1) -> None:
+def _release(owner_id: int, size: int) -> None:
     db.session.execute(
         update(User)
         .where(User.id == owner_id)
-        .values(storage_used=User.storage_used - size, documents_count=User.documents_count - count)
+        .values(storage_used=User.storage_used - size)
         .execution_options(synchronize_session=False)
     )
 
@@ -410,71 +407,14 @@ def _refuse(document: Document, error: Exception) -> None:
 # -- reading, editing, deleting -----------------------------------------------------------
 
 
-class DocumentRow(NamedTuple):
-    """A list item: the columns DocumentSchema shows, read without the ORM."""
-
-    id: int
-    subject_id: int
-    title: str
-    filename: str
-    content_type: str
-    size: int
-    status: str
-    text_status: str
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class DocumentPage:
-    items: Sequence[DocumentRow]
-    total: int
-
-
 def list_documents(
     owner_id: int, subject_id: int, *, sort: str = "-created_at", page: int = 1, page_size: int = 20
-) -> DocumentPage:
-    """One page of a subject's documents and their total, in one statement; NotFound
-    when the subject is not the owner's."""
-    offset = min((page - 1) * page_size, MAX_OFFSET)
-    rows = _page(sort).all(owner_id=owner_id, subject_id=subject_id, offset=offset, limit=page_size)
-    if not rows or not rows[0][0]:
-        raise NotFound("No such subject.")
-    total = rows[0][1] or 0
-    return DocumentPage([DocumentRow(*row[2:]) for row in rows if row[2] is not None], total)
-
-
-@cache
-def _page(sort: str) -> FastRead[tuple]:
-    docs = Document.__table__.c
-    mine = (docs.owner_id == bindparam("owner_id")) & (docs.subject_id == bindparam("subject_id"))
-    page = (
-        _ordered(select(*(docs[f] for f in DocumentRow._fields)).where(mine), sort, docs)
-        .offset(bindparam("offset"))
-        .limit(bindparam("limit"))
-        .subquery("page")
-    )
-    owned = (
-        select(func.count())
-        .select_from(Subject)
-        .where(Subject.id == bindparam("subject_id"), Subject.owner_id == bindparam("owner_id"))
-        .scalar_subquery()
-    )
-    total = select(func.count()).select_from(Document).where(mine).scalar_subquery()
-    totals = select(owned.label("owned"), total.label("total")).subquery("totals")
-    query = select(totals.c.owned, totals.c.total, page).select_from(totals.outerjoin(page, true()))
-    return FastRead(_ordered(query, sort, page.c), _as_tuple)
-
-
-def _as_tuple(*values: Any) -> tuple:
-    return values
-
-
-def _ordered(query: Any, sort: str, columns: Any) -> Any:
-    key: ColumnElement = SORT_COLUMNS[sort.lstrip("-")](columns)
-    if sort.startswith("-"):
-        return query.order_by(key.desc(), columns.id.desc())
-    return query.order_by(key.asc(), columns.id.asc())
+) -> Page[Document]:
+    """One page of a subject's documents and their total; NotFound when the subject is
+    not the owner's."""
+    owned.require_subject(owner_id, subject_id, lock=False)
+    query = select(Document).where(Document.owner_id == owner_id, Document.subject_id == subject_id)
+    return paginate(ordered(query, sort, SORT_COLUMNS, Document.id), page=page, page_size=page_size)
 
 
 def get_document(owner_id: int, document_id: int, *, for_update: bool = False) -> Document:
@@ -492,13 +432,7 @@ def update_document(owner_id: int, document: Document, changes: dict[str, Any]) 
     """Rename or move to another of the owner's subjects (else a 422 on ``subject_id``)."""
     subject_id = changes.get("subject_id")
     if subject_id is not None and subject_id != document.subject_id:
-        owned = db.session.scalar(
-            select(Subject.id)
-            .where(Subject.id == subject_id, Subject.owner_id == owner_id)
-            .with_for_update(key_share=True)  # not deleted before the move commits
-        )
-        if owned is None:
-            raise ValidationFailed.field("subject_id", "No such subject among yours.")
+        owned.require_target_subject(owner_id, subject_id)
     for field, value in changes.items():
         setattr(document, field, value)
     document.updated_at = utcnow()  # every accepted write is a new version (ETag)
@@ -524,7 +458,7 @@ def release_subject_documents(owner_id: int, subject_id: int) -> list[str]:
         .execution_options(synchronize_session=False)
     ).all()
     if deleted:
-        _release(owner_id, sum(int(row.size) for row in deleted), len(deleted))
+        _release(owner_id, sum(int(row.size) for row in deleted))
     return [row.storage_key for row in deleted]
 
 
@@ -585,10 +519,11 @@ class StorageUsage:
 
 
 def storage_usage(owner_id: int) -> StorageUsage:
-    row = db.session.execute(
-        select(User.storage_used, User.documents_count).where(User.id == owner_id)
+    documents = select(func.count()).where(Document.owner_id == User.id).scalar_subquery()
+    used, count = db.session.execute(
+        select(User.storage_used, documents).where(User.id == owner_id)
     ).one()
-    return StorageUsage(int(row[0]), quota_bytes(), int(row[1]), max_document_bytes())
+    return StorageUsage(int(used), quota_bytes(), int(count), max_document_bytes())
 
 
 def discard(key: str) -> bool:

@@ -3,122 +3,49 @@ owner: another user's note or subject does not exist as far as the caller can te
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from functools import cache
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select, true
+from sqlalchemy import func, select
+from sqlalchemy.orm import load_only
 
-from eleva.core.errors import NotFound, ValidationFailed
+from eleva.core.errors import NotFound
 from eleva.core.markdown import excerpt
 from eleva.data.db import commit, db
-from eleva.data.fastread import FastRead
-from eleva.data.models import Note, Subject, utcnow
+from eleva.data.models import Note, utcnow
+from eleva.data.pages import Page, SortColumns, ordered, paginate, sort_keys
+from eleva.services import owned
 
 # Sort keys the API accepts, and what each orders by; id breaks ties so that pages never
 # overlap or skip rows. Titles sort without case, as subject names do.
-SORT_COLUMNS: dict[str, Callable[[Any], ColumnElement]] = {
-    "updated_at": lambda columns: columns.updated_at,
-    "created_at": lambda columns: columns.created_at,
-    "title": lambda columns: func.lower(columns.title),
+SORT_COLUMNS: SortColumns = {
+    "updated_at": lambda: Note.updated_at,
+    "created_at": lambda: Note.created_at,
+    "title": lambda: func.lower(Note.title),
 }
-SORT_KEYS = tuple(k for key in SORT_COLUMNS for k in (f"-{key}", key))
+SORT_KEYS = sort_keys(SORT_COLUMNS)
 
-# Note ids are 32-bit: OFFSET stays within the database's integer range.
-MAX_OFFSET = 2**31 - 1
-
-NO_SUCH_SUBJECT = "No such subject."
 NO_SUCH_NOTE = "No such note."
-
-
-class NoteRow(NamedTuple):
-    """A list item: the columns NoteListItemSchema shows, read without the ORM."""
-
-    id: int
-    subject_id: int
-    title: str
-    excerpt: str
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class NotePage:
-    items: Sequence[NoteRow]
-    total: int
+# What a list shows of a note: never its body, of up to 100,000 characters.
+LISTED = load_only(
+    Note.id, Note.subject_id, Note.title, Note.excerpt, Note.created_at, Note.updated_at
+)
 
 
 def list_notes(
     owner_id: int, subject_id: int, *, sort: str = "-updated_at", page: int = 1, page_size: int = 20
-) -> NotePage:
-    """One page of the notes of the owner's subject and their total, in one statement
-    however many notes: the total is the subject's counter (kept by triggers). NotFound
-    when the subject is not the owner's."""
-    offset = min((page - 1) * page_size, MAX_OFFSET)
-    rows = _page(sort).all(owner_id=owner_id, subject_id=subject_id, offset=offset, limit=page_size)
-    if not rows:  # not even the subject's row: not the owner's
-        raise NotFound(NO_SUCH_SUBJECT)
-    return NotePage([NoteRow(*row[1:]) for row in rows if row[1] is not None], rows[0][0])
-
-
-# One statement per sort key, built on first use.
-@cache
-def _page(sort: str) -> FastRead[tuple]:
-    notes = Note.__table__.c
-    page = (
-        _ordered(
-            select(*(notes[f] for f in NoteRow._fields)).where(
-                notes.owner_id == bindparam("owner_id"),
-                notes.subject_id == bindparam("subject_id"),
-            ),
-            sort,
-            notes,
-        )
-        .offset(bindparam("offset"))
-        .limit(bindparam("limit"))
-        .subquery("page")
-    )
-    subject = (
-        select(Subject.note_count.label("total"))
-        .where(Subject.id == bindparam("subject_id"), Subject.owner_id == bindparam("owner_id"))
-        .subquery("subject")
-    )
-    # The subject's row, joined to the page: no row at all when the subject is not the
-    # owner's, one row with NULL note columns for an empty page.
-    query = select(subject.c.total, page).select_from(subject.outerjoin(page, true()))
-    # Ordered inside (the LIMIT walks an index) and again outside: a join does not
-    # promise to keep its input's order.
-    return FastRead(_ordered(query, sort, page.c), _as_tuple)
-
-
-def _as_tuple(*values: Any) -> tuple:
-    return values
-
-
-def _ordered(query: Select, sort: str, columns: Any) -> Select:
-    key = SORT_COLUMNS[sort.lstrip("-")](columns)
-    if sort.startswith("-"):
-        return query.order_by(key.desc(), columns.id.desc())
-    return query.order_by(key.asc(), columns.id.asc())
-
-
-def _owned_subject_exists(owner_id: int, subject_id: int) -> bool:
-    # FOR KEY SHARE (PostgreSQL): the subject cannot be deleted before this transaction
-    # writes a note into it, while its name, counters and the like stay writable.
+) -> Page[Note]:
+    """One page of the notes of the owner's subject and their total (NotFound when the
+    subject is not the owner's)."""
+    owned.require_subject(owner_id, subject_id, lock=False)
     query = (
-        select(Subject.id)
-        .where(Subject.id == subject_id, Subject.owner_id == owner_id)
-        .with_for_update(read=True, key_share=True)
+        select(Note).options(LISTED).where(Note.owner_id == owner_id, Note.subject_id == subject_id)
     )
-    return db.session.scalar(query) is not None
+    return paginate(ordered(query, sort, SORT_COLUMNS, Note.id), page=page, page_size=page_size)
 
 
 def create_note(owner_id: int, subject_id: int, data: dict[str, Any]) -> Note:
     """A new note in the owner's subject (NotFound when it is not theirs)."""
-    if not _owned_subject_exists(owner_id, subject_id):
-        raise NotFound(NO_SUCH_SUBJECT)
+    owned.require_subject(owner_id, subject_id)
     body = data.get("body", "")
     note = Note(
         owner_id=owner_id,
@@ -148,8 +75,8 @@ def update_note(owner_id: int, note: Note, changes: dict[str, Any]) -> Note:
     """Change the title, the body, or move the note to another of the owner's subjects
     (a field error on ``subject_id`` when that subject is not theirs)."""
     subject_id = changes.get("subject_id", note.subject_id)
-    if subject_id != note.subject_id and not _owned_subject_exists(owner_id, subject_id):
-        raise ValidationFailed.field("subject_id", "No such subject among yours.")
+    if subject_id != note.subject_id:
+        owned.require_target_subject(owner_id, subject_id)
     note.subject_id = subject_id
     if "title" in changes:
         note.title = changes["title"]

@@ -16,10 +16,11 @@ matches in the title; the snippet is cut around the first match in Python.
 # ruff: noqa: S608
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Float, Integer, String, column, select, text
 
 from eleva.core import search as text_search
 from eleva.data.db import db, dialect_name
@@ -31,6 +32,7 @@ from eleva.data.models import (
     SUBJECT_SEARCH,
     owner_lexeme,
 )
+from eleva.data.pages import Page, paginate
 from eleva.services.subjects import like_escaped
 
 CONFIG = SEARCH_CONFIG
@@ -73,12 +75,6 @@ class Hit:
     highlights: list[tuple[int, int]]
 
 
-@dataclass(frozen=True)
-class Results:
-    items: list[Hit]
-    total: int
-
-
 def search(
     owner_id: int,
     q: str,
@@ -87,116 +83,109 @@ def search(
     subject_id: int | None = None,
     page: int = 1,
     page_size: int = 20,
-) -> Results:
-    """One page of the owner's matches, most relevant first, and how many there are."""
+) -> Page[Hit]:
+    """One page of the owner's matches, most relevant first, and how many there are:
+    the matches page through the list helper, then the page's rows get their snippets."""
     words = text_search.query_words(q)
     sources = [SOURCES[kind] for kind in (types or KINDS) if kind in SOURCES]
     if not words or not sources:
-        return Results([], 0)
-    offset = (page - 1) * page_size
-    if dialect_name() == "postgresql":
-        return _postgres(owner_id, words, sources, subject_id, offset, page_size)
-    return _fallback(owner_id, words, sources, subject_id, offset, page_size)
-
-
-def _postgres(
-    owner_id: int,
-    words: list[str],
-    sources: list[Source],
-    subject_id: int | None,
-    offset: int,
-    limit: int,
-) -> Results:
-    query = f"to_tsquery('{CONFIG}'::regconfig, :tsq)"
-    # Ranked on the stored vectors (normalised by length: a long document does not win
-    # by size alone); only the page's rows are read again for their snippets.
-    branches = [
-        f"SELECT '{s.kind}' AS kind, t.id, t.{s.subject_id} AS subject_id, "  # nosec B608
-        f"t.{s.title} AS title, ts_rank(t.{s.rank}, {query}, 1) AS rank "
-        f"FROM {s.table} t WHERE t.owner_id = :owner_id "
-        f"AND t.search_vector @@ ({query} && CAST(:owner_lexeme AS tsquery)) "
-        f"AND {s.visible}"
-        + (f" AND t.{s.subject_id} = :subject_id" if subject_id is not None else "")
-        for s in sources
+        return Page([], 0)
+    postgres = dialect_name() == "postgresql"
+    params: dict[str, Any] = {"owner_id": owner_id}
+    if subject_id is not None:
+        params["subject_id"] = subject_id
+    if postgres:
+        union = _postgres_matches(sources, subject_id is not None)
+        params |= {"tsq": text_search.tsquery(words), "owner_lexeme": owner_lexeme(owner_id)}
+        # The planner costs testing a row's vector as one cheap comparison; a document's
+        # vector is read back from TOAST first. On a small table it would then scan the
+        # table rather than the owner's GIN index: here, in this transaction, it may not.
+        db.session.execute(text("SET LOCAL enable_seqscan = off"))
+    else:
+        union = _fallback_matches(sources, len(words), subject_id is not None)
+        params |= {f"w{i}": f"%{like_escaped(word)}%" for i, word in enumerate(words)}
+    m = text(union).bindparams(**params).columns(*MATCH_COLUMNS).subquery("m")
+    query = select(m).order_by(m.c.rank.desc(), m.c.kind, m.c.id)
+    found = paginate(query, page=page, page_size=page_size)
+    snippets = (
+        _postgres_snippets(found.items, words)
+        if postgres
+        else _fallback_snippets(found.items, words)
+    )
+    hits = [
+        Hit(row.kind, row.id, row.subject_id, row.title, snippet.text, snippet.highlights)
+        for row, snippet in zip(found.items, snippets, strict=True)
     ]
-    bodies = " ".join(
-        f"WHEN '{s.kind}' THEN (SELECT left({s.body}, {HEADLINE_CHARS}) "  # nosec B608
-        f"FROM {s.table} t WHERE t.id = p.id)"
+    return Page(hits, found.total)
+
+
+MATCH_COLUMNS = (
+    column("kind", String),
+    column("id", Integer),
+    column("subject_id", Integer),
+    column("title", String),
+    column("rank", Float),
+)
+QUERY = f"to_tsquery('{CONFIG}'::regconfig, :tsq)"
+
+
+def _postgres_matches(sources: list[Source], in_subject: bool) -> str:
+    # Ranked on the stored vectors (normalised by length: a long document does not win
+    # by size alone).
+    return " UNION ALL ".join(
+        f"SELECT '{s.kind}' AS kind, t.id, t.{s.subject_id} AS subject_id, "  # nosec B608
+        f"t.{s.title} AS title, ts_rank(t.{s.rank}, {QUERY}, 1) AS rank "
+        f"FROM {s.table} t WHERE t.owner_id = :owner_id "
+        f"AND t.search_vector @@ ({QUERY} && CAST(:owner_lexeme AS tsquery)) "
+        f"AND {s.visible}" + (f" AND t.{s.subject_id} = :subject_id" if in_subject else "")
         for s in sources
     )
+
+
+def _postgres_snippets(rows: Sequence[Any], words: list[str]) -> list[text_search.Snippet]:
+    """``ts_headline`` of the query over each row's title and the start of its text."""
     headline = (
-        f"ts_headline('{CONFIG}'::regconfig, p.title || E'\\n' || CASE p.kind {bodies} END, "
-        f"{query}, 'StartSel={text_search.START_MARK}, StopSel={text_search.STOP_MARK}, "
+        f"ts_headline('{CONFIG}'::regconfig, t.{{title}} || E'\\n' || "
+        f"left({{body}}, {HEADLINE_CHARS}), {QUERY}, "
+        f"'StartSel={text_search.START_MARK}, StopSel={text_search.STOP_MARK}, "
         "MaxWords=30, MinWords=12')"
     )
-    sql = (
-        f"SELECT p.kind, p.id, p.subject_id, p.title, p.total, {headline} AS marked "  # nosec B608
-        f"FROM (SELECT m.kind, m.id, m.subject_id, m.title, m.rank, count(*) OVER () AS total "
-        f"FROM ({' UNION ALL '.join(branches)}) m "
-        f"ORDER BY m.rank DESC, m.kind, m.id LIMIT :limit OFFSET :offset) p "
-        f"ORDER BY p.rank DESC, p.kind, p.id"
-    )
-    params: dict[str, Any] = {
-        "tsq": text_search.tsquery(words),
-        "owner_id": owner_id,
-        "owner_lexeme": owner_lexeme(owner_id),
-        "subject_id": subject_id,
-        "limit": limit,
-        "offset": offset,
-    }
-    # The planner costs testing a row's vector as one cheap comparison; a document's
-    # vector is read back from TOAST first. On a small table it would then scan the
-    # table rather than the owner's GIN index: here, in this transaction, it may not.
-    db.session.execute(text("SET LOCAL enable_seqscan = off"))
-    rows = db.session.execute(text(sql), params).all()
-    items = [
-        Hit(kind, id_, sid, title, *_snippet(text_search.from_marked(marked)))
-        for kind, id_, sid, title, _total, marked in rows
-    ]
-    total = rows[0].total if rows else _postgres_count(branches, params) if offset else 0
-    return Results(items, total)
+    marked = _per_row(rows, headline, {"tsq": text_search.tsquery(words)})
+    return [text_search.from_marked(marked.get(i, row.title)) for i, row in enumerate(rows)]
 
 
-def _postgres_count(branches: list[str], params: dict[str, Any]) -> int:
-    # Past the last page there is no row to carry the total.
-    sql = f"SELECT count(*) FROM ({' UNION ALL '.join(branches)}) m"  # nosec B608
-    return int(db.session.scalar(text(sql), params) or 0)
+def _per_row(rows: Sequence[Any], expression: str, params: dict[str, Any]) -> dict[int, str]:
+    """``expression`` (SQL over a source's ``{title}`` and ``{body}``) for each row of the
+    page, in one statement, by position; a row deleted since the page was read has none."""
+    if not rows:
+        return {}
+    params = dict(params)
+    selects = []
+    for i, row in enumerate(rows):
+        s = SOURCES[row.kind]
+        params[f"id{i}"] = row.id
+        sql = expression.format(title=s.title, body=s.body)
+        selects.append(f"SELECT {i} AS n, {sql} FROM {s.table} t WHERE t.id = :id{i}")  # nosec B608
+    return {n: value for n, value in db.session.execute(text(" UNION ALL ".join(selects)), params)}
 
 
-def _snippet(snippet: text_search.Snippet) -> tuple[str, list[tuple[int, int]]]:
-    return snippet.text, snippet.highlights
-
-
-def _fallback(
-    owner_id: int,
-    words: list[str],
-    sources: list[Source],
-    subject_id: int | None,
-    offset: int,
-    limit: int,
-) -> Results:
-    params: dict[str, Any] = {"owner_id": owner_id, "subject_id": subject_id}
-    params.update({f"w{i}": f"%{like_escaped(word)}%" for i, word in enumerate(words)})
+def _fallback_matches(sources: list[Source], n_words: int, in_subject: bool) -> str:
     branches = []
     for s in sources:
         matches = " AND ".join(
             f"(fold(t.{s.title}) LIKE :w{i} ESCAPE '/' OR fold({s.body}) LIKE :w{i} ESCAPE '/')"
-            for i in range(len(words))
+            for i in range(n_words)
         )
-        rank = " + ".join(f"(fold(t.{s.title}) LIKE :w{i} ESCAPE '/')" for i in range(len(words)))
+        rank = " + ".join(f"(fold(t.{s.title}) LIKE :w{i} ESCAPE '/')" for i in range(n_words))
         branches.append(
             f"SELECT '{s.kind}' AS kind, t.id, t.{s.subject_id} AS subject_id, "  # nosec B608
-            f"t.{s.title} AS title, {s.body} AS body, ({rank}) AS rank FROM {s.table} t "
+            f"t.{s.title} AS title, ({rank}) AS rank FROM {s.table} t "
             f"WHERE t.owner_id = :owner_id AND {matches} AND {s.visible}"
-            + (f" AND t.{s.subject_id} = :subject_id" if subject_id is not None else "")
+            + (f" AND t.{s.subject_id} = :subject_id" if in_subject else "")
         )
-    union = " UNION ALL ".join(branches)
-    count = f"SELECT count(*) FROM ({union}) m"  # nosec B608
-    page = f"SELECT * FROM ({union}) m ORDER BY rank DESC, kind, id LIMIT :limit OFFSET :offset"  # nosec B608
-    total = int(db.session.scalar(text(count), params) or 0)
-    rows = db.session.execute(text(page), {**params, "limit": limit, "offset": offset}).all()
-    items = []
-    for row in rows:
-        snippet = text_search.find_snippet(f"{row.title}\n{row.body}", words)
-        items.append(Hit(row.kind, row.id, row.subject_id, row.title, *_snippet(snippet)))
-    return Results(items, total)
+    return " UNION ALL ".join(branches)
+
+
+def _fallback_snippets(rows: Sequence[Any], words: list[str]) -> list[text_search.Snippet]:
+    texts = _per_row(rows, "t.{title} || char(10) || {body}", {})
+    return [text_search.find_snippet(texts.get(i, row.title), words) for i, row in enumerate(rows)]

@@ -1,9 +1,7 @@
 """A user's login sessions: where they are signed in, and ending some of them.
 
-Ending a session takes effect on every instance as soon as PostgreSQL's notification of
-the commit reaches each worker (well under a millisecond measured, bench.revocation):
-each request's access check reads ``login_sessions``, or what its worker kept of it
-until that notification (``eleva.services.auth.authenticated_user``).
+Ending a session takes effect on the next request, on every instance: each request's
+access check reads ``login_sessions`` (``eleva.services.auth.authenticated_user``).
 """
 
 from __future__ import annotations
@@ -12,15 +10,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from eleva.core.errors import NotFound
 from eleva.data.db import db
 from eleva.data.models import LoginSession, utcnow
+from eleva.data.pages import Page, paginate
 from eleva.services import auth
-
-# A page number far past the end is an empty page, not an OFFSET PostgreSQL refuses.
-MAX_OFFSET = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +29,7 @@ class SessionView:
     current: bool
 
 
-@dataclass(frozen=True)
-class SessionPage:
-    items: list[SessionView]
-    total: int
-
-
-def _live(user_id: int) -> tuple:
+def _live(user_id: int) -> tuple[ColumnElement[bool], ...]:
     return (
         LoginSession.user_id == user_id,
         LoginSession.revoked_at.is_(None),
@@ -49,33 +39,27 @@ def _live(user_id: int) -> tuple:
 
 def list_sessions(
     user_id: int, current: uuid.UUID, *, page: int = 1, page_size: int = 20
-) -> SessionPage:
+) -> Page[SessionView]:
     """The user's live sessions, most recently used first (ties: newest login first)."""
     last_used = func.coalesce(LoginSession.last_used_at, LoginSession.created_at)
-    rows = db.session.execute(
-        select(
-            func.count().over(),
-            LoginSession.id,
-            LoginSession.created_at,
-            last_used,
-            LoginSession.device,
-            LoginSession.ip,
-        )
+    query = (
+        select(LoginSession)
         .where(*_live(user_id))
         .order_by(last_used.desc(), LoginSession.created_at.desc(), LoginSession.id)
-        .offset(min((page - 1) * page_size, MAX_OFFSET))
-        .limit(page_size)
-    ).all()
-    total = rows[0][0] if rows else _count(user_id) if page > 1 else 0
+    )
+    found = paginate(query, page=page, page_size=page_size)
     items = [
-        SessionView(sid, created, used, device or "Unknown device", ip, sid == current)
-        for _, sid, created, used, device, ip in rows
+        SessionView(
+            s.id,
+            s.created_at,
+            s.last_used_at or s.created_at,
+            s.device or "Unknown device",
+            s.ip,
+            s.id == current,
+        )
+        for s in found.items
     ]
-    return SessionPage(items, total)
-
-
-def _count(user_id: int) -> int:
-    return db.session.scalar(select(func.count()).where(*_live(user_id))) or 0
+    return Page(items, found.total)
 
 
 def end_session(user_id: int, session_id: uuid.UUID) -> None:

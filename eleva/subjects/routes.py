@@ -56,7 +56,7 @@ class SubjectById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, me: CurrentUser, subject_id):
         """One of your subjects, with its ETag (If-None-Match → 304)."""
-        return subjects.read_subject(me.id, subject_id)
+        return subjects.get_subject(me.id, subject_id)
 
     @blp.login_required
     @blp.etag
@@ -69,8 +69,6 @@ class SubjectById(MethodView):
 
         If-Match is optional; when sent, it must be the current ETag (else 412).
         """
-        if not blp.if_match_sent():  # nothing to compare: one UPDATE does it all
-            return subjects.update_subject_by_id(me.id, subject_id, changes)
         subject = subjects.get_subject(me.id, subject_id, for_update=True)
         blp.check_etag(subject, SubjectSchema)
         return subjects.update_subject(subject, changes)

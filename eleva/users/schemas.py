@@ -7,83 +7,32 @@ filtered: a field added to users later cannot leak into public profiles by accid
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import marshmallow as ma
 from marshmallow import validate
 
 from eleva.data.models import PROFILE_VISIBILITIES
-from eleva.data.storage import storage
+from eleva.http.accounts import (
+    PrivateUserSchema,
+    ShowsEmail,
+    UserBaseSchema,
+    UserCreateSchema,
+    email_field,
+    password_field,
+    picture_url,
+    username_field,
+)
 from eleva.http.fields import StrictBoolean, Text
 from eleva.http.schemas import ResponseSchema
 
-USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,30}$"
-# "me" names the caller's own profile in /users/me.
-RESERVED_USERNAMES = frozenset({"me"})
-
-
-def _not_reserved(value: str) -> None:
-    if value.lower() in RESERVED_USERNAMES:
-        raise ma.ValidationError("This username is reserved.")
-
-
-def username_field(**kwargs: Any) -> Text:
-    return Text(
-        validate=[
-            validate.Regexp(
-                USERNAME_PATTERN,
-                error="3 to 30 characters: letters, digits, '_', '.' or '-'.",
-            ),
-            _not_reserved,
-        ],
-        metadata={"example": "ada.l", "pattern": USERNAME_PATTERN},
-        **kwargs,
-    )
-
-
-def email_field(**kwargs: Any) -> Text:
-    return Text(
-        validate=[validate.Length(max=254), validate.Email()],
-        metadata={"format": "email", "example": "ada@example.com"},
-        **kwargs,
-    )
-
-
-def password_field(*, metadata: dict[str, Any] | None = None, **kwargs: Any) -> Text:
-    return Text(
-        strip=False,
-        validate=validate.Length(min=8, max=128),
-        load_only=True,
-        metadata={
-            "description": "8 to 128 characters, any Unicode; not a common password, "
-            "not the username or email.",
-            "format": "password",
-            "example": "Enigma-rotor-1943",
-            **(metadata or {}),
-        },
-        **kwargs,
-    )
-
+__all__ = ["PrivateUserSchema", "UserCreateSchema"]  # shown and taken here too
 
 class PrivacySchema(ma.Schema):
     profile_visibility = Text(
         validate=validate.OneOf(PROFILE_VISIBILITIES), metadata={"example": "public"}
     )
     show_email = StrictBoolean(metadata={"example": False})
-
-
-class UserBaseSchema(ma.Schema):
-    """What a user may set on their own profile."""
-
-    full_name = Text(
-        allow_none=True, validate=validate.Length(max=100), metadata={"example": "Ada Lovelace"}
-    )
-
-
-class UserCreateSchema(UserBaseSchema):
-    email = email_field(required=True)
-    username = username_field(required=True)
-    password = password_field(required=True)
 
 
 class UserUpdateSchema(UserBaseSchema):
@@ -116,47 +65,6 @@ class PasswordConfirmSchema(ma.Schema):
         load_only=True,
         metadata={"format": "password", "example": "Enigma-rotor-1943"},
     )
-
-
-class PrivacyViewSchema(ResponseSchema):
-    profile_visibility = ma.fields.String(
-        required=True, validate=validate.OneOf(PROFILE_VISIBILITIES)
-    )
-    show_email = ma.fields.Boolean(required=True)
-
-
-class HasPicture(Protocol):
-    picture_key: str | None
-
-
-class ShowsEmail(Protocol):
-    email: str
-    show_email: bool
-
-
-def picture_url(user: HasPicture) -> str | None:
-    return storage.url(user.picture_key) if user.picture_key else None
-
-
-class PrivateUserSchema(ResponseSchema):
-    """The owner's own view."""
-
-    id = ma.fields.Integer(required=True)
-    email = ma.fields.String(required=True)
-    email_verified = ma.fields.Boolean(
-        required=True,
-        metadata={"description": "The address was confirmed by a link sent to it."},
-    )
-    username = ma.fields.String(required=True)
-    full_name = ma.fields.String(required=True, allow_none=True)
-    bio = ma.fields.String(required=True, allow_none=True)
-    profile_picture_url = ma.fields.Function(
-        picture_url, required=True, allow_none=True, metadata={"type": "string", "format": "uri"}
-    )
-    is_active = ma.fields.Boolean(required=True)
-    privacy = ma.fields.Nested(PrivacyViewSchema, required=True)
-    created_at = ma.fields.AwareDateTime(required=True)
-    updated_at = ma.fields.AwareDateTime(required=True)
 
 
 class PublicUserSchema(ResponseSchema):

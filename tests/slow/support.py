@@ -37,7 +37,7 @@ _CONFIG_PREFIXES = (
     "ELEVA_",
     "SECRET_KEY",
     "JWT_",
-    "DATABASE_URL",
+    "DATABASE_",
     "TEST_DATABASE_URL",
     "CORS_",
     "STORAGE_",
@@ -142,6 +142,66 @@ def terminate_connections(database: str) -> int:
     )
     assert all(terminated for (terminated,) in rows), "a connection outlived its kill"
     return len(rows)
+
+
+# -- PgBouncer ---------------------------------------------------------------------------
+
+PGBOUNCER = "/usr/sbin/pgbouncer"  # Debian's package (.ci/run installs it)
+
+
+@dataclass
+class PgBouncer:
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+
+    def dsn(self, database: str) -> str:
+        return libpq_dsn(database, port=self.port)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_pgbouncer(database: str, directory: Path, *, pool_size: int = 2) -> PgBouncer:
+    """Debian's pgbouncer in front of ``database``, in transaction pooling (the default of
+    several PaaS poolers), with few server connections: each is shared by many clients,
+    so a setting or a prepared statement left on one would meet another client's work."""
+    host, upstream_port = upstream_address()
+    port = free_port()
+    user = _server_url().username or "postgres"
+    (directory / "users.txt").write_text(f'"{user}" ""\n')
+    config = directory / "pgbouncer.ini"
+    config.write_text(
+        f"[databases]\n{database} = host={host} port={upstream_port} dbname={database}\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n"
+        f"unix_socket_dir =\nauth_type = trust\nauth_file = {directory / 'users.txt'}\n"
+        f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 200\n"
+        # It refuses to run as root: as root (CI), it drops to the database's user.
+        + ("user = postgres\n" if os.geteuid() == 0 else "")
+    )
+    log_path = directory / "pgbouncer.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [PGBOUNCER, str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=directory
+        )
+    bouncer = PgBouncer(process, port, log_path)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with psycopg.connect(bouncer.dsn(database), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return bouncer
+        except psycopg.Error:
+            if process.poll() is not None or time.monotonic() > deadline:
+                bouncer.stop()
+                raise RuntimeError("pgbouncer did not start:\n" + log_path.read_text()) from None
+            time.sleep(0.1)
 
 
 # -- gunicorn ----------------------------------------------------------------------------
@@ -359,6 +419,9 @@ class Api:
 
     def put(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
 
     def register(self, username: str, email: str | None = None) -> requests.Response:
         body = {"username": username, "email": email or f"{username}@example.com"}

@@ -1,6 +1,6 @@
-"""Proof over real HTTP: the server as the Procfile runs it (gunicorn.conf.py, the worker
-in eleva/serving.py) answers its own errors in the API's shape, is not stalled by slow
-clients, and answers the connections queued in its backlog when a deploy stops it.
+"""Proof over real HTTP: the server as the Procfile runs it (gunicorn.conf.py: gunicorn's
+gthread worker) is not stalled by a few slow clients, keeps connections alive without
+holding up a deploy, and what it answers by itself (a malformed request) stays its own.
 
 No database is needed: the requests here never reach one (SQLite file, no tables).
 """
@@ -8,7 +8,6 @@ No database is needed: the requests here never reach one (SQLite file, no tables
 from __future__ import annotations
 
 import http.client
-import json
 import socket
 import threading
 import time
@@ -17,22 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from eleva.serving import HSTS_HEADER, REQUEST_READ_TIMEOUT, SECURITY_HEADERS
-from tests.slow.support import Server, assert_http_error, libpq_dsn
+from tests.slow.support import Server, assert_http_error
 
 pytestmark = pytest.mark.slow
-
-# Response headers that are about the transport or the one response, not its security.
-# Vary: Origin is the app's CORS bookkeeping; the server's own errors carry no CORS headers.
-NOT_SECURITY = {
-    "content-type",
-    "content-length",
-    "date",
-    "server",
-    "connection",
-    "x-request-id",
-    "vary",
-}
 
 
 @pytest.fixture
@@ -61,15 +47,6 @@ def raw_request(server: Server, data: bytes, timeout: float = 10) -> http.client
     return response
 
 
-def assert_error(response: http.client.HTTPResponse, status: int) -> dict:
-    assert response.status == status, (response.status, response.body)  # type: ignore[attr-defined]
-    assert response.getheader("Content-Type") == "application/json"
-    body = json.loads(response.body)  # type: ignore[attr-defined]
-    assert set(body) == {"code", "status", "message"}, body
-    assert body["code"] == status
-    return body
-
-
 BAD_REQUESTS = {
     414: b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
     431: b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
@@ -77,69 +54,14 @@ BAD_REQUESTS = {
 }
 
 
-def test_gunicorns_own_errors_are_json_with_the_apps_security_headers(new_database, gunicorn):
-    # Production refuses SQLite: this one runs on a PostgreSQL database of its own.
-    server = gunicorn(database_url=libpq_dsn(new_database()), environment="production")
-    # What the app itself sends with an error, in production (HSTS included).
-    app_error = requests.get(server.url("/api/v1/no-such-thing"), timeout=10)
-    assert_http_error(app_error, 404)
-    app_headers = {k.lower(): v for k, v in app_error.headers.items()}
-    app_security = {k: v for k, v in app_headers.items() if k not in NOT_SECURITY}
-    # eleva/serving.py's copy of them, as a worker sends them in production.
-    mirrored = {k.lower(): v for k, v in (*SECURITY_HEADERS, HSTS_HEADER)}
-    assert mirrored == app_security, "eleva/serving.py's SECURITY_HEADERS drifted from the app's"
-
+def test_what_the_server_refuses_by_itself_keeps_its_status_and_the_app_stays_json(serve):
+    """gunicorn answers a request it cannot parse before the app sees it, in its own
+    words (README, "Serving"); every answer of the app is the JSON error shape."""
+    server = serve()
     for status, data in BAD_REQUESTS.items():
-        response = raw_request(server, data)
-        assert_error(response, status)
-        sent = {k.lower(): v for k, v in response.getheaders()}
-        assert {k: v for k, v in sent.items() if k not in NOT_SECURITY} == app_security, status
-        assert len(sent["x-request-id"]) == 32
+        assert raw_request(server, data).status in (status, 400), status
+    assert_http_error(requests.get(server.url("/api/v1/no-such-thing"), timeout=10), 404)
     assert server.process.poll() is None
-
-
-def test_no_hsts_on_errors_outside_production(serve):
-    server = serve(environment="testing")
-    response = raw_request(server, BAD_REQUESTS[431])
-    assert_error(response, 431)
-    assert response.getheader("Strict-Transport-Security") is None
-    app_error = requests.get(server.url("/api/v1/no-such-thing"), timeout=10)
-    assert "Strict-Transport-Security" not in app_error.headers
-
-
-def _expect_continue(server: Server, path: str = "/api/v1/auth/register") -> socket.socket:
-    """A request whose body the app waits for: headers with ``Expect: 100-continue``,
-    the server's "100 Continue" read, and no body (yet)."""
-    sock = socket.create_connection(("127.0.0.1", port_of(server)), timeout=30)
-    sock.sendall(
-        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        "Content-Length: 2\r\nExpect: 100-continue\r\n\r\n".encode()
-    )
-    assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
-    return sock
-
-
-def test_a_worker_timeout_answers_500_in_the_error_shape(serve):
-    server = serve(workers=1, GUNICORN_TIMEOUT="2")
-    sock = _expect_continue(server)  # the app now waits for a body that never comes
-    started = time.monotonic()
-    response = http.client.HTTPResponse(sock)
-    response.begin()
-    response.body = response.read()  # type: ignore[attr-defined]
-    assert_error(response, 500)
-    assert response.getheader("X-Frame-Options") == "DENY"
-    assert time.monotonic() - started < 10
-    # The worker was replaced; the server answers again.
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(server.url("/health"), timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    else:
-        raise AssertionError(server.log()[-3000:])
 
 
 class Trickler(threading.Thread):
@@ -165,10 +87,15 @@ class Trickler(threading.Thread):
         self.sock.close()
 
 
-def test_slow_clients_do_not_stall_the_api(serve):
+def test_a_few_slow_clients_do_not_stall_the_api(serve):
+    """Each costs a thread of one worker while it sends (8 threads per worker): six, even
+    all on one worker, leave it threads for everyone else. One that sends nothing for a
+    few seconds is handed back to the worker's poller."""
     server = serve(workers=2)
     slow = [
-        Trickler(server, b"GET /health HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1\r\n") for _ in range(8)
+        Trickler(server, b"GET /health HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1\r\n") for _ in range(3)
+    ] + [
+        Trickler(server, b"", b"") for _ in range(2)  # connected, silent
     ] + [
         Trickler(
             server,
@@ -176,7 +103,7 @@ def test_slow_clients_do_not_stall_the_api(serve):
             b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
             b" ",
         )
-        for _ in range(4)
+        for _ in range(1)
     ]
     for client in slow:
         client.start()
@@ -188,47 +115,10 @@ def test_slow_clients_do_not_stall_the_api(serve):
             assert requests.get(server.url("/health"), timeout=5).status_code == 200
             worst = max(worst, time.monotonic() - started)
             time.sleep(0.1)
-        assert worst < 1.0, f"a request took {worst:.2f} s behind 12 slow clients"
+        assert worst < 1.0, f"a request took {worst:.2f} s behind {len(slow)} slow clients"
     finally:
         for client in slow:
             client.close()
-
-
-def test_a_request_not_received_in_time_is_answered_408(serve):
-    server = serve(workers=1)
-    sock = socket.create_connection(
-        ("127.0.0.1", port_of(server)), timeout=REQUEST_READ_TIMEOUT + 10
-    )
-    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # ...and never the rest
-    response = http.client.HTTPResponse(sock)
-    response.begin()
-    response.body = response.read()  # type: ignore[attr-defined]
-    assert_error(response, 408)
-    # Meanwhile, and after, the worker served others.
-    assert requests.get(server.url("/health"), timeout=5).status_code == 200
-
-
-def test_sigterm_answers_the_connections_queued_in_the_backlog(serve):
-    server = serve(workers=1)
-    busy = _expect_continue(server)  # the only worker is busy in the app, waiting
-    queued: list[socket.socket] = []
-    for _ in range(10):  # accepted by the kernel, waiting in the listen backlog
-        sock = socket.create_connection(("127.0.0.1", port_of(server)), timeout=30)
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        queued.append(sock)
-
-    server.terminate()  # the deploy: SIGTERM to the master
-    time.sleep(0.5)
-    busy.sendall(b"{}")  # the busy request finishes (422: no fields)
-    answers = []
-    for sock in [busy, *queued]:
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        response.read()
-        answers.append(response.status)
-        sock.close()
-    assert answers == [422] + [200] * 10, (answers, server.log()[-3000:])
-    assert server.wait(timeout=30) == 0, server.log()[-3000:]
 
 
 def test_kept_alive_connections_serve_several_requests_and_do_not_hold_up_a_deploy(serve):
@@ -245,7 +135,7 @@ def test_kept_alive_connections_serve_several_requests_and_do_not_hold_up_a_depl
         response.read()
         assert conn.sock is sock, "the connection was not kept alive"
     # The deploy: the idle kept-alive connection does not make the worker wait for it
-    # (the drain's 1 s of quiet, then gunicorn's master takes 1-2 s to notice and exit).
+    # (gunicorn keeps it at most 2 s more, then its master takes 1-2 s to exit).
     started = time.monotonic()
     assert server.stop(timeout=30) == 0, server.log()[-3000:]
     assert time.monotonic() - started < 10
