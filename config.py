@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, ClassVar
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -31,7 +32,12 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 class ConfigError(RuntimeError):
-    """The environment describes a configuration the app must not start with."""
+    """The environment describes a configuration the app must not start with: every
+    problem found, in ``problems`` (one sentence each)."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -73,6 +79,23 @@ def _seconds_list(env: Mapping[str, str], name: str, default: list[int]) -> list
     if any(value < 0 for value in values):
         raise ConfigError(f"{name} must not be negative: {raw!r}")
     return values
+
+
+# Production refuses to fall back to these defaults (ProductionConfig.unsafe).
+EXPLICIT_IN_PRODUCTION = ("DATABASE_URL", "STORAGE_BACKEND", "CORS_ORIGINS")
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(env: Mapping[str, str], default: str | None = None) -> str:
+    """``LOG_FORMAT``: ``json`` by default in production, ``text`` elsewhere (also read by
+    the gunicorn logger, eleva.http.logs, before any app exists)."""
+    if default is None:
+        production = env.get("ELEVA_ENV", "").strip().lower() == "production"
+        default = "json" if production else "text"
+    value = (env.get("LOG_FORMAT") or default).strip().lower()
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be text or json, not {value!r}")
+    return value
 
 
 def database_url(raw: str) -> str:
@@ -124,10 +147,27 @@ class Config:
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env
+        # Every problem with the environment, so that one start names them all (an
+        # operator fixing one per restart on a PaaS takes many deploys).
+        self.problems: list[str] = []
+        # What production must see set on purpose, not fall back to a default.
+        self._explicit = {name for name in EXPLICIT_IN_PRODUCTION if env.get(name, "").strip()}
+        self._raw_secrets = {
+            "SECRET_KEY": env.get("SECRET_KEY", ""),
+            "JWT_SECRET_KEY": env.get("JWT_SECRET_KEY", ""),
+        }
         self.ELEVA_ENV = self.ENV_NAME
         self.SECRET_KEY = env.get("SECRET_KEY") or DEV_SECRET_KEY
         self.JWT_SECRET_KEY = env.get("JWT_SECRET_KEY") or DEV_JWT_SECRET_KEY
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
+        # Operations (contract v1.2): JSON lines for a log pipeline, metrics, errors.
+        self.LOG_FORMAT = self._check("text", log_format, env, self.LOG_FORMAT_DEFAULT)
+        # /metrics is off (404) unless a token guards it.
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN", "").strip() or None
+        # Set by gunicorn.conf.py for the server's workers (prometheus_client's
+        # multiprocess mode); unset, the process counts alone (`flask run`, tests).
+        self.PROMETHEUS_MULTIPROC_DIR = env.get("PROMETHEUS_MULTIPROC_DIR") or None
+        self.SENTRY_DSN = env.get("SENTRY_DSN", "").strip() or None
 
         # Database -------------------------------------------------------------------
         default_db = f"sqlite:///{INSTANCE_DIR / 'eleva.sqlite3'}"
@@ -136,17 +176,17 @@ class Config:
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
         # PostgreSQL, set by every transaction for itself (eleva.data.db): no statement
         # outlives gunicorn's worker timeout, no lock wait most of it.
-        self.DATABASE_STATEMENT_TIMEOUT_MS = _int(
+        self.DATABASE_STATEMENT_TIMEOUT_MS = self._int(
             env, "DATABASE_STATEMENT_TIMEOUT_MS", 15000, minimum=1
         )
-        self.DATABASE_LOCK_TIMEOUT_MS = _int(env, "DATABASE_LOCK_TIMEOUT_MS", 10000, minimum=1)
+        self.DATABASE_LOCK_TIMEOUT_MS = self._int(env, "DATABASE_LOCK_TIMEOUT_MS", 10000, minimum=1)
 
         # Tokens -----------------------------------------------------------------------
         self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(
-            minutes=_int(env, "JWT_ACCESS_TOKEN_MINUTES", 30, minimum=1)
+            minutes=self._int(env, "JWT_ACCESS_TOKEN_MINUTES", 30, minimum=1)
         )
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(
-            days=_int(env, "JWT_REFRESH_TOKEN_DAYS", 7, minimum=1)
+            days=self._int(env, "JWT_REFRESH_TOKEN_DAYS", 7, minimum=1)
         )
         self.JWT_ALGORITHM = "HS256"
         self.JWT_DECODE_ALGORITHMS = ["HS256"]  # pinned: never trust the token's header
@@ -158,28 +198,32 @@ class Config:
         self.JWT_ENCODE_ISSUER = self.JWT_DECODE_ISSUER = env.get("JWT_ISSUER", "eleva")
         self.JWT_ENCODE_AUDIENCE = self.JWT_DECODE_AUDIENCE = env.get("JWT_AUDIENCE", "eleva-api")
         self.JWT_ENCODE_NBF = True
-        self.BCRYPT_ROUNDS = _int(env, "BCRYPT_ROUNDS", 12, minimum=4)
+        self.BCRYPT_ROUNDS = self._int(env, "BCRYPT_ROUNDS", 12, minimum=4)
 
         # HTTP -------------------------------------------------------------------------
-        self.CORS_ORIGINS = cors_origins(
-            env.get("CORS_ORIGINS", "http://localhost:5173,http://localhost:3000")
+        self.CORS_ORIGINS = self._check(
+            [],
+            cors_origins,
+            env.get("CORS_ORIGINS", "http://localhost:5173,http://localhost:3000"),
         )
-        self.TRUSTED_PROXY_COUNT = _int(env, "TRUSTED_PROXY_COUNT", 0)
-        self.MAX_UPLOAD_MB = _int(env, "MAX_UPLOAD_MB", 10, minimum=1)
+        self.TRUSTED_PROXY_COUNT = self._int(env, "TRUSTED_PROXY_COUNT", 0)
+        self.MAX_UPLOAD_MB = self._int(env, "MAX_UPLOAD_MB", 10, minimum=1)
         # Every body but an upload is small JSON: a tight global limit, raised per
         # request for the upload endpoint only.
-        self.MAX_CONTENT_LENGTH = _int(env, "MAX_JSON_KB", 64, minimum=1) * 1024
-        self.API_DOCS_ENABLED = _bool(env, "API_DOCS_ENABLED", self.DOCS_DEFAULT)
+        self.MAX_CONTENT_LENGTH = self._int(env, "MAX_JSON_KB", 64, minimum=1) * 1024
+        self.API_DOCS_ENABLED = self._bool(env, "API_DOCS_ENABLED", self.DOCS_DEFAULT)
         # The API's public origin, for the URLs it hands out (pictures under /media/):
         # never a client's Host header. Unset: the request's own host in development,
         # URLs relative to the API's origin in production.
-        self.PUBLIC_BASE_URL = public_base_url(env.get("PUBLIC_BASE_URL", ""))
+        self.PUBLIC_BASE_URL = self._check(
+            None, public_base_url, env.get("PUBLIC_BASE_URL", "")
+        )
         self.HSTS_ENABLED = self.ENV_NAME == "production"
 
         # Storage ----------------------------------------------------------------------
-        self.STORAGE_BACKEND = env.get("STORAGE_BACKEND", "local").strip().lower()
+        self.STORAGE_BACKEND = (env.get("STORAGE_BACKEND") or "local").strip().lower()
         if self.STORAGE_BACKEND not in ("local", "s3"):
-            raise ConfigError(f"STORAGE_BACKEND must be local or s3, not {self.STORAGE_BACKEND!r}")
+            self.problem(f"STORAGE_BACKEND must be local or s3, not {self.STORAGE_BACKEND!r}")
         # Relative to the project, not to wherever the command was started.
         self.LOCAL_STORAGE_PATH = str(
             BASE_DIR / (env.get("LOCAL_STORAGE_PATH") or "instance/media")
@@ -189,15 +233,15 @@ class Config:
         self.S3_ENDPOINT_URL = env.get("S3_ENDPOINT_URL") or None
         self.S3_PUBLIC_BASE_URL = env.get("S3_PUBLIC_BASE_URL") or None
         if self.STORAGE_BACKEND == "s3" and not self.S3_BUCKET:
-            raise ConfigError("STORAGE_BACKEND=s3 needs S3_BUCKET")
+            self.problem("STORAGE_BACKEND=s3 needs S3_BUCKET")
 
         # Documents (a MB is 1,048,576 bytes) ------------------------------------------
-        self.DOCUMENT_MAX_MB = _int(env, "DOCUMENT_MAX_MB", 25, minimum=1)
-        self.STORAGE_QUOTA_MB = _int(env, "STORAGE_QUOTA_MB", 500, minimum=1)
-        self.DOWNLOAD_URL_SECONDS = _int(env, "DOWNLOAD_URL_SECONDS", 300, minimum=1)
+        self.DOCUMENT_MAX_MB = self._int(env, "DOCUMENT_MAX_MB", 25, minimum=1)
+        self.STORAGE_QUOTA_MB = self._int(env, "STORAGE_QUOTA_MB", 500, minimum=1)
+        self.DOWNLOAD_URL_SECONDS = self._int(env, "DOWNLOAD_URL_SECONDS", 300, minimum=1)
 
         # Rate limits ------------------------------------------------------------------
-        self.RATELIMIT_ENABLED = _bool(env, "RATELIMIT_ENABLED", self.RATELIMIT_DEFAULT_ENABLED)
+        self.RATELIMIT_ENABLED = self._bool(env, "RATELIMIT_ENABLED", self.RATELIMIT_DEFAULT_ENABLED)
         # REDIS_URL (the job queue's) is the counters' default store; production refuses
         # memory:// unless it was asked for (ProductionConfig.validate).
         self.REDIS_URL = env.get("REDIS_URL", "").strip() or None
@@ -215,30 +259,26 @@ class Config:
             }
         else:
             self.RATELIMIT_STORAGE_OPTIONS = {"wrap_exceptions": True}
-        self.RATELIMIT_LOGIN = env.get("RATELIMIT_LOGIN", "10 per minute")
-        self.RATELIMIT_REGISTER = env.get("RATELIMIT_REGISTER", "5 per minute")
-        self.RATELIMIT_REFRESH = env.get("RATELIMIT_REFRESH", "30 per minute")
-        self.RATELIMIT_UPLOAD = env.get("RATELIMIT_UPLOAD", "10 per minute")
-        self.RATELIMIT_PASSWORD_FORGOT = env.get("RATELIMIT_PASSWORD_FORGOT", "5 per hour")
-        self.RATELIMIT_VERIFY_RESEND = env.get("RATELIMIT_VERIFY_RESEND", "3 per hour")
-        # PUT /users/me/password and DELETE /users/me, per user (each costs a bcrypt check).
-        self.RATELIMIT_PASSWORD_CHECK = env.get("RATELIMIT_PASSWORD_CHECK", "5 per 15 minutes")
-        self.RATELIMIT_EMAIL_CHANGE = env.get("RATELIMIT_EMAIL_CHANGE", "10 per hour")
+        # RATELIMIT_PASSWORD_CHECK: PUT /users/me/password and DELETE /users/me, per user
+        # (each costs a bcrypt check).
+        for name, default in self.RATELIMIT_DEFAULTS.items():
+            setattr(self, name, env.get(name) or default)
         # Off: Flask-Limiter would put Retry-After (and X-RateLimit-*) on every response of
         # a limited route. The 429 sets its own Retry-After (eleva.http.ratelimit).
         self.RATELIMIT_HEADERS_ENABLED = False
         self.RATELIMIT_KEY_PREFIX = "eleva"
 
         # Accounts: links in emails, token lifetimes, the refresh cookie -----------------
-        self.FRONTEND_URL = _origin(env, "FRONTEND_URL", "http://localhost:5173")
-        self.PASSWORD_RESET_MINUTES = _int(env, "PASSWORD_RESET_MINUTES", 30, minimum=1)
-        self.EMAIL_VERIFY_HOURS = _int(env, "EMAIL_VERIFY_HOURS", 48, minimum=1)
-        self.REFRESH_REUSE_GRACE_SECONDS = _int(env, "REFRESH_REUSE_GRACE_SECONDS", 10)
+        self.FRONTEND_URL = self._check(
+            "http://localhost:5173", _origin, env, "FRONTEND_URL", "http://localhost:5173"
+        )
+        self.PASSWORD_RESET_MINUTES = self._int(env, "PASSWORD_RESET_MINUTES", 30, minimum=1)
+        self.EMAIL_VERIFY_HOURS = self._int(env, "EMAIL_VERIFY_HOURS", 48, minimum=1)
+        self.REFRESH_REUSE_GRACE_SECONDS = self._int(env, "REFRESH_REUSE_GRACE_SECONDS", 10)
         samesite = env.get("REFRESH_COOKIE_SAMESITE", "").strip().capitalize() or "Strict"
         if samesite not in ("Strict", "Lax", "None"):
-            raise ConfigError(
-                f"REFRESH_COOKIE_SAMESITE must be Strict, Lax or None, not {samesite!r}"
-            )
+            self.problem(f"REFRESH_COOKIE_SAMESITE must be Strict, Lax or None, not {samesite!r}")
+            samesite = "Strict"
         self.REFRESH_COOKIE_SAMESITE = samesite
         # flask-jwt-extended's cookie support, for the refresh token only (the access
         # token is read from the Authorization header by eleva.http.auth, never a cookie).
@@ -262,22 +302,22 @@ class Config:
         # Email (Flask-Mailman) and background jobs (RQ) ------------------------------
         self.MAIL_BACKEND = env.get("MAIL_BACKEND", "").strip() or self.MAIL_BACKEND_DEFAULT
         self.MAIL_SERVER = env.get("MAIL_SERVER", "localhost")
-        self.MAIL_PORT = _int(env, "MAIL_PORT", 25, minimum=1)
-        self.MAIL_USE_TLS = _bool(env, "MAIL_USE_TLS", False)
-        self.MAIL_USE_SSL = _bool(env, "MAIL_USE_SSL", False)
+        self.MAIL_PORT = self._int(env, "MAIL_PORT", 25, minimum=1)
+        self.MAIL_USE_TLS = self._bool(env, "MAIL_USE_TLS", False)
+        self.MAIL_USE_SSL = self._bool(env, "MAIL_USE_SSL", False)
         if self.MAIL_USE_TLS and self.MAIL_USE_SSL:
-            raise ConfigError("MAIL_USE_TLS and MAIL_USE_SSL are exclusive: set one")
+            self.problem("MAIL_USE_TLS and MAIL_USE_SSL are exclusive: set one")
         self.MAIL_USERNAME = env.get("MAIL_USERNAME") or None
         self.MAIL_PASSWORD = env.get("MAIL_PASSWORD") or None
         self.MAIL_DEFAULT_SENDER = env.get("MAIL_DEFAULT_SENDER") or "Eléva <no-reply@localhost>"
         # An SMTP server that stops answering must not hold a job (or a request) forever.
-        self.MAIL_TIMEOUT = _int(env, "MAIL_TIMEOUT", 10, minimum=1)
-        self.JOB_RETRIES = _int(env, "JOB_RETRIES", 3)
-        self.JOB_RETRY_INTERVALS = _seconds_list(env, "JOB_RETRY_INTERVALS", [10, 60, 300])
-        self.JOB_TIMEOUT = _int(env, "JOB_TIMEOUT", 60, minimum=1)
+        self.MAIL_TIMEOUT = self._int(env, "MAIL_TIMEOUT", 10, minimum=1)
+        self.JOB_RETRIES = self._int(env, "JOB_RETRIES", 3)
+        self.JOB_RETRY_INTERVALS = self._seconds_list(env, "JOB_RETRY_INTERVALS", [10, 60, 300])
+        self.JOB_TIMEOUT = self._int(env, "JOB_TIMEOUT", 60, minimum=1)
         # A document's text extraction stops reading after this long (then ``failed``);
         # the worker kills a job still running TEXT_EXTRACTION_SECONDS + 30 s later.
-        self.TEXT_EXTRACTION_SECONDS = _int(env, "TEXT_EXTRACTION_SECONDS", 30, minimum=1)
+        self.TEXT_EXTRACTION_SECONDS = self._int(env, "TEXT_EXTRACTION_SECONDS", 30, minimum=1)
 
         # Privacy: exports of one's data and erasure of one's account ---------------------
         # One export per EXPORT_INTERVAL_HOURS (0: no limit), counted from the last request
@@ -300,15 +340,57 @@ class Config:
         self.OPENAPI_SWAGGER_UI_URL = "/docs/assets/"
         self.OPENAPI_SWAGGER_UI_CONFIG = {"persistAuthorization": False}
 
+        self.problems += self.unsafe()
+        if self.problems:
+            raise ConfigError(*self.problems)
+
+    def _check(self, fallback: Any, read: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``read(*args)``, or ``fallback`` with its problem noted."""
+        try:
+            return read(*args, **kwargs)
+        except ConfigError as exc:
+            self.problems += exc.problems
+            return fallback
+
+    def _int(self, env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+        value: int = self._check(default, _int, env, name, default, minimum=minimum)
+        return value
+
+    def _bool(self, env: Mapping[str, str], name: str, default: bool) -> bool:
+        value: bool = self._check(default, _bool, env, name, default)
+        return value
+
+    def _seconds_list(self, env: Mapping[str, str], name: str, default: list[int]) -> list[int]:
+        value: list[int] = self._check(default, _seconds_list, env, name, default)
+        return value
+
+    def problem(self, message: str) -> None:
+        self.problems.append(message)
+
     DOCS_DEFAULT = True
+    LOG_FORMAT_DEFAULT = "text"
     RATELIMIT_DEFAULT_ENABLED = True
+    # The contract's table: production's and the tests'.
+    RATELIMIT_DEFAULTS: ClassVar[dict[str, str]] = {
+        "RATELIMIT_LOGIN": "10 per minute",
+        "RATELIMIT_REGISTER": "5 per minute",
+        "RATELIMIT_REFRESH": "30 per minute",
+        "RATELIMIT_UPLOAD": "10 per minute",
+        "RATELIMIT_PASSWORD_FORGOT": "5 per hour",
+        "RATELIMIT_VERIFY_RESEND": "3 per hour",
+        "RATELIMIT_PASSWORD_CHECK": "5 per 15 minutes",
+        "RATELIMIT_EMAIL_CHANGE": "10 per hour",
+    }
     MAIL_BACKEND_DEFAULT = "console"  # development: each email printed to the log
 
     @staticmethod
     def engine_options(url: str) -> dict:
+        # A failed statement's message and traceback never carry its parameters (a
+        # document's text, an email address): they end up in logs and error reports.
         if url.startswith("sqlite"):
-            return {}
+            return {"hide_parameters": True}
         return {
+            "hide_parameters": True,
             # A connection killed by the server or a failover is noticed before use, by
             # eleva.database's checkout hook: no ping round trip on every request.
             "pool_pre_ping": False,
@@ -331,12 +413,31 @@ class Config:
             },
         }
 
+    def unsafe(self) -> list[str]:
+        """What this environment must not start with (production overrides)."""
+        return []
+
     def validate(self) -> None:
-        """Refuse settings that are unsafe in this environment (production overrides)."""
+        """Refuse settings that are unsafe in this environment, all in one ConfigError."""
+        problems = self.unsafe()
+        if problems:
+            raise ConfigError(*problems)
 
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
+    # A person trying the API by hand (signing up a few accounts, mistyping passwords)
+    # should not meet production's limits; tests and production keep the contract's.
+    RATELIMIT_DEFAULTS: ClassVar[dict[str, str]] = {
+        "RATELIMIT_LOGIN": "100 per minute",
+        "RATELIMIT_REGISTER": "50 per minute",
+        "RATELIMIT_REFRESH": "300 per minute",
+        "RATELIMIT_UPLOAD": "100 per minute",
+        "RATELIMIT_PASSWORD_FORGOT": "50 per hour",
+        "RATELIMIT_VERIFY_RESEND": "30 per hour",
+        "RATELIMIT_PASSWORD_CHECK": "50 per 15 minutes",
+        "RATELIMIT_EMAIL_CHANGE": "100 per hour",
+    }
 
 
 class TestingConfig(Config):
@@ -351,46 +452,77 @@ class TestingConfig(Config):
         self.SQLALCHEMY_DATABASE_URI = database_url(env.get("TEST_DATABASE_URL") or "sqlite://")
         self.SQLALCHEMY_ENGINE_OPTIONS = self.engine_options(self.SQLALCHEMY_DATABASE_URI)
         # The cost only matters against attackers; tests run thousands of hashes.
-        self.BCRYPT_ROUNDS = _int(env, "BCRYPT_ROUNDS", 4, minimum=4)
+        self.BCRYPT_ROUNDS = self._int(env, "BCRYPT_ROUNDS", 4, minimum=4)
 
 
 class ProductionConfig(Config):
     ENV_NAME = "production"
     DOCS_DEFAULT = False
     MAIL_BACKEND_DEFAULT = "smtp"
+    LOG_FORMAT_DEFAULT = "json"
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        env = os.environ if env is None else env
-        super().__init__(env)
-        self._raw_secrets = {
-            "SECRET_KEY": env.get("SECRET_KEY", ""),
-            "JWT_SECRET_KEY": env.get("JWT_SECRET_KEY", ""),
-        }
-
-    def validate(self) -> None:
+    def unsafe(self) -> list[str]:
+        """Everything that would lose data, leak secrets or weaken security on a PaaS."""
+        problems = []
         for name, value in self._raw_secrets.items():
             if not value:
-                raise ConfigError(
+                problems.append(
                     f"{name} is missing: set it to a random value of at least {MIN_SECRET_BYTES} bytes"
                 )
-            if value in (DEV_SECRET_KEY, DEV_JWT_SECRET_KEY):
-                raise ConfigError(
-                    f"{name} is the development default: set a random production value"
-                )
-            if len(value.encode()) < MIN_SECRET_BYTES:
-                raise ConfigError(f"{name} is too short: use at least {MIN_SECRET_BYTES} bytes")
-        if self._raw_secrets["SECRET_KEY"] == self._raw_secrets["JWT_SECRET_KEY"]:
-            raise ConfigError("SECRET_KEY and JWT_SECRET_KEY must differ")
+            elif value in (DEV_SECRET_KEY, DEV_JWT_SECRET_KEY):
+                problems.append(f"{name} is the development default: set a random production value")
+            elif len(value.encode()) < MIN_SECRET_BYTES:
+                problems.append(f"{name} is too short: use at least {MIN_SECRET_BYTES} bytes")
+        if self._raw_secrets["SECRET_KEY"] and (
+            self._raw_secrets["SECRET_KEY"] == self._raw_secrets["JWT_SECRET_KEY"]
+        ):
+            problems.append("SECRET_KEY and JWT_SECRET_KEY must differ")
+        # A PaaS's disk is new at every deploy: a SQLite file or local uploads vanish.
+        if "DATABASE_URL" not in self._explicit:
+            problems.append(
+                "DATABASE_URL is missing: production would use a SQLite file in instance/, "
+                "lost at the next deploy; set it to your PostgreSQL database"
+            )
+        elif self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
+            problems.append("DATABASE_URL is SQLite: use PostgreSQL in production")
+        if self.STORAGE_BACKEND == "local" and "STORAGE_BACKEND" not in self._explicit:
+            problems.append(
+                "STORAGE_BACKEND is not set: files would go to the local disk, lost at the "
+                "next deploy on a PaaS; set STORAGE_BACKEND=s3 (or STORAGE_BACKEND=local for "
+                "a persistent disk)"
+            )
+        local = [origin for origin in self.CORS_ORIGINS if _is_local(origin)]
+        if self.CORS_ORIGINS and (local or "CORS_ORIGINS" not in self._explicit):
+            problems.append(
+                f"CORS_ORIGINS names local origins ({', '.join(local or self.CORS_ORIGINS)}): "
+                "list the SPA's public origins"
+            )
+        if _is_local(self.FRONTEND_URL):
+            problems.append(
+                f"FRONTEND_URL is {self.FRONTEND_URL}: links in emails would point there; set "
+                "the SPA's public origin"
+            )
+        if self.MAIL_BACKEND == "console":
+            problems.append(
+                "MAIL_BACKEND=console prints every email, reset links included, to the log: "
+                "use smtp"
+            )
         if (
             self.RATELIMIT_ENABLED
             and self.RATELIMIT_STORAGE_URI.startswith("memory://")
             and not self._ratelimit_store_explicit
         ):
             # Each worker would count alone: a limit of 10 would let 10 × workers through.
-            raise ConfigError(
+            problems.append(
                 "Rate limits need a shared counter store in production: set REDIS_URL or "
                 "RATELIMIT_STORAGE_URI (RATELIMIT_STORAGE_URI=memory:// if you mean it)"
             )
+        return problems
+
+
+def _is_local(origin: str) -> bool:
+    host = origin.split("://", 1)[-1].rsplit(":", 1)[0]
+    return host == "localhost" or host.endswith(".localhost") or host.startswith("127.")
 
 
 CONFIGS: dict[str, type[Config]] = {
@@ -408,6 +540,4 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         cls = CONFIGS[name]
     except KeyError:
         raise ConfigError(f"ELEVA_ENV must be one of {', '.join(CONFIGS)}, not {name!r}") from None
-    config = cls(env)
-    config.validate()
-    return config
+    return cls(env)  # raises every problem at once

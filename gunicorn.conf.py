@@ -67,3 +67,37 @@ def post_worker_init(worker):
     from eleva.core.devices import device_label
 
     device_label("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0")
+
+
+# -- operations: metrics and logs ---------------------------------------------------------
+# prometheus_client's multiprocess mode: each worker writes its counts to files in this
+# directory and a scrape of /metrics, whichever worker answers it, reads them all
+# (eleva/data/metrics.py). The variable must be set before the app imports
+# prometheus_client, so here, before preload_app loads it, not in a hook; a new, empty
+# directory for each server start (a reload keeps it), in memory where /dev/shm exists,
+# removed on exit. `flask run` and the job worker never see it: they count alone.
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+# A reload (SIGHUP) reads this file again in the same master: it keeps its directory.
+if os.environ.get("ELEVA_METRICS_DIR_OWNER") != str(os.getpid()):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+        prefix="eleva-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108  # nosec B108
+    )
+    os.environ["ELEVA_METRICS_DIR_OWNER"] = str(os.getpid())
+
+# The access log never holds a token (local storage's signed URLs carry one in the path:
+# their URL rule is logged instead), and is JSON with LOG_FORMAT=json
+# (eleva/http/serverlog.py).
+logger_class = "eleva.http.serverlog.Logger"
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges (pool connections) leave the sum; its counts stay."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

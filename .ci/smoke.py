@@ -4,7 +4,9 @@ release: `flask db upgrade` on a fresh database; web: the Procfile's gunicorn co
 a free port with two workers, in the production configuration; worker: the Procfile's job
 worker on the local Redis (database 12, emptied first). Then: /health/ready, a
 register → login → GET /users/me round trip, a text document whose text the worker
-extracts and search then finds, and a clean exit on SIGTERM of both processes.
+extracts and search then finds, /metrics with every worker's counts and the worker's
+jobs passing `promtool check metrics` (Debian's prometheus, installed by .ci/run), JSON
+log lines, and a clean exit on SIGTERM of both processes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DB = "eleva_ci_smoke"
 REDIS_URL = "redis://127.0.0.1:6379/12"
+METRICS_TOKEN = "smoke-metrics-token"  # noqa: S105 (a test value)
 
 
 def free_port() -> int:
@@ -76,6 +79,13 @@ def raw(port: int, head: bytes) -> tuple[int, dict, dict[str, str]]:
         return response.status, body, {k.lower(): v for k, v in response.getheaders()}
 
 
+def _all_json(text: str) -> bool:
+    try:
+        return all(isinstance(json.loads(line), dict) for line in text.splitlines() if line)
+    except ValueError:
+        return False
+
+
 def procfile() -> dict[str, str]:
     lines = (ROOT / "Procfile").read_text().splitlines()
     return dict(line.split(":", 1) for line in lines if line.strip())
@@ -103,10 +113,14 @@ def main() -> int:
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
         "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
         "REDIS_URL": REDIS_URL,
+        "STORAGE_BACKEND": "local",  # production insists on being told
         "LOCAL_STORAGE_PATH": media,
+        "CORS_ORIGINS": "https://app.example.com",
+        "FRONTEND_URL": "https://app.example.com",
         "PORT": str(port),
         "WEB_CONCURRENCY": "2",
         "API_DOCS_ENABLED": "true",
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     commands = procfile()
     print("release:", commands["release"].strip())
@@ -114,9 +128,22 @@ def main() -> int:
 
     subprocess.run(["redis-cli", "-u", REDIS_URL, "flushdb"], check=True, capture_output=True)
     print("worker:", commands["worker"].strip())
-    worker = subprocess.Popen(shlex.split(commands["worker"]), cwd=ROOT, env=env)
+    logs = Path(tempfile.mkdtemp(prefix="eleva-smoke-logs-"))
+    worker = subprocess.Popen(
+        shlex.split(commands["worker"]),
+        cwd=ROOT,
+        env=env,
+        stdout=(logs / "worker.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     print("web:", commands["web"].strip(), f"(PORT={port}, WEB_CONCURRENCY=2)")
-    web = subprocess.Popen(shlex.split(commands["web"]), cwd=ROOT, env=env)
+    web = subprocess.Popen(
+        shlex.split(commands["web"]),
+        cwd=ROOT,
+        env=env,
+        stdout=(logs / "web.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -190,14 +217,39 @@ def main() -> int:
                 and "strict-transport-security" in headers,
             )
         )
-        for name, ok in checks:
-            print(("  ok   " if ok else "  FAIL ") + name)
-        failed = [name for name, ok in checks if not ok]
+        scrape = urllib.request.Request(
+            f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        with urllib.request.urlopen(scrape, timeout=10) as response:
+            metrics = response.read().decode()
+        promtool = subprocess.run(
+            ["promtool", "check", "metrics"], input=metrics, capture_output=True, text=True
+        )
+        checks.append(
+            (
+                "GET /metrics passes promtool check metrics, with the worker's jobs",
+                promtool.returncode == 0
+                and 'eleva_jobs_total{job="eleva.services.document_text.extract_document_text",'
+                'outcome="succeeded"}' in metrics
+                and 'route="/api/v1/users/me"' in metrics,
+            )
+        )
+        if promtool.returncode:
+            print(promtool.stdout + promtool.stderr)
     finally:
         web.send_signal(signal.SIGTERM)
         worker.send_signal(signal.SIGTERM)
         code = web.wait(timeout=40)
         worker_code = worker.wait(timeout=40)
+    web_log = (logs / "web.log").read_text()
+    worker_log = (logs / "worker.log").read_text()
+    checks.append(("every log line is JSON (LOG_FORMAT's production default)", _all_json(web_log + worker_log)))
+    checks.append(("no password in the logs", user["password"] not in web_log + worker_log))
+    for name, ok in checks:
+        print(("  ok   " if ok else "  FAIL ") + name)
+    failed = [name for name, ok in checks if not ok]
+    if failed:
+        print("web log:\n" + web_log[-3000:] + "\nworker log:\n" + worker_log[-3000:])
     print(f"gunicorn exited with {code}, the worker with {worker_code} after SIGTERM")
     return 1 if failed or code != 0 or worker_code != 0 else 0
 

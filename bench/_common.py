@@ -86,6 +86,10 @@ def production_env(database_url: str, media_path: str, **extra: str) -> dict[str
         "JWT_SECRET_KEY": secrets.token_urlsafe(48),
         "DATABASE_URL": database_url,
         "LOCAL_STORAGE_PATH": media_path,
+        # What production insists on being told (older checkouts ignore them).
+        "STORAGE_BACKEND": "local",
+        "CORS_ORIGINS": "https://app.example.com",
+        "FRONTEND_URL": "https://app.example.com",
         "RATELIMIT_ENABLED": "false",
         **extra,
     }

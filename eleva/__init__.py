@@ -28,11 +28,12 @@ from eleva import (
     users,
 )
 from eleva.core import passwords
-from eleva.data import jobs, mail
+from eleva.data import jobs, mail, metrics, migrations
 from eleva.data.db import db, init_engines
 from eleva.data.storage import storage
 from eleva.http import auth as http_auth
-from eleva.http import errors, web
+from eleva.http import errors, errors_report, logs, web
+from eleva.http import metrics as http_metrics
 from eleva.http.api import SECURITY_SCHEMES, api
 from eleva.http.ratelimit import limiter
 
@@ -40,7 +41,6 @@ __all__ = ["create_app"]
 
 # Each registers its blueprint: a new domain is one more name here.
 DOMAINS = (health, auth, users, subjects, notes, documents, study, search, media)
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -51,12 +51,14 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
     app.config.from_object(config)
     app.config.update(overrides or {})
 
-    web.configure_logging(app.config["LOG_LEVEL"])
+    logs.configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+    errors_report.init_app(app)  # first: errors of the steps below are reported too
     init_data(app)
     init_http(app)
     for domain in DOMAINS:
         domain.register(app, api)
     errors.init_app(app)  # after the Api: ours replace its HTTPException handler
+    http_metrics.init_app(app)  # inside the headers' middleware: sees the request id
     web.init_http(app)  # headers and CORS: after every other response hook
     commands.register_commands(app)
     # Work that would otherwise land on some user's first request.
@@ -77,8 +79,10 @@ def init_data(app: Flask) -> None:
             statement_timeout_ms=app.config["DATABASE_STATEMENT_TIMEOUT_MS"],
             lock_timeout_ms=app.config["DATABASE_LOCK_TIMEOUT_MS"],
         )
+        metrics.watch_pools(db.engines.values())
     # Batch mode lets the same migration alter tables on SQLite (which has no ALTER).
-    Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    Migrate(app, db, directory=str(migrations.MIGRATIONS), render_as_batch=True)
+    migrations.history()  # read once, at start, for the readiness check
     storage.init_app(app)
     mail.init_app(app)
     jobs.init_app(app)

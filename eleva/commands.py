@@ -5,6 +5,7 @@ Every command exits non-zero with a one-line message when it cannot do what was 
 
 from __future__ import annotations
 
+import io
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,7 +21,7 @@ from eleva.core.errors import AppError
 from eleva.core.passwords import hash_password
 from eleva.data import jobs
 from eleva.data.db import db
-from eleva.data.models import AccountToken, LoginSession, Subject, User, utcnow
+from eleva.data.models import AccountToken, Document, LoginSession, Note, Subject, User, utcnow
 from eleva.data.storage import PartialUpload, StorageError, storage
 from eleva.services import (
     auth,
@@ -29,6 +30,7 @@ from eleva.services import (
     emails,
     erasure,
     exports,
+    notes,
     study,
     study_demo,
 )
@@ -51,6 +53,31 @@ DEMO_SUBJECTS = [
     ("Latin I", "#7F8C8D", True),
     ("Intro to programming", "#2980B9", True),
 ]
+# The demo's study material: notes in the first subjects, and a text document whose
+# text the job queue extracts (search then finds it).
+DEMO_NOTES = {
+    "Linear algebra": [
+        (
+            "Eigenvalues",
+            "# Eigenvalues\n\nFor a square matrix **A**, a scalar λ is an *eigenvalue* when "
+            "`A v = λ v` for some non-zero vector v.\n\n- The characteristic polynomial: "
+            "det(A − λI) = 0\n- The trace is the sum of the eigenvalues.\n",
+        ),
+        ("Matrix rank", "The rank is the number of linearly independent rows (or columns)."),
+    ],
+    "Organic chemistry": [
+        (
+            "Functional groups",
+            "Alcohols (–OH), aldehydes (–CHO), ketones (C=O), carboxylic acids (–COOH).",
+        ),
+    ],
+}
+DEMO_DOCUMENT = (
+    "Organic chemistry",
+    "titration-lab.txt",
+    "Lab report: titration of a weak acid with sodium hydroxide, phenolphthalein as the "
+    "indicator. The equivalence point was reached at 24.6 mL.\n",
+)
 LOAD_PASSWORD = "load-test-password-not-secret"  # noqa: S105 (load data only)
 BATCH_SIZE = 1000
 
@@ -79,7 +106,11 @@ def _find_user(login: str) -> User:
 @with_appcontext
 @click.option("--password", help="Password of the demo user (default: a random one, printed once).")
 @click.option(
-    "--users", "n_users", type=click.IntRange(min=0), default=0, help="Load users to add."
+    "--users",
+    "n_users",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Users in all, the demo user included (the others are load users).",
 )
 @click.option(
     "--subjects",
@@ -89,14 +120,19 @@ def _find_user(login: str) -> User:
     help="Subjects per load user.",
 )
 def seed(password: str | None, n_users: int, n_subjects: int) -> None:
-    """Create the demo user and subjects; optionally load data. Safe to run twice."""
-    _seed_demo(password)
+    """Create the demo user, its subjects, notes, a document and cards with a month of
+    reviews; optionally load data. Safe to run twice."""
+    shown = _seed_demo(password)
     _seed_study()
-    if n_users:
-        _seed_load(n_users, n_subjects)
+    if n_users > 1:
+        _seed_load(n_users - 1, n_subjects)
+    if shown:  # last, where it is seen: the verification email is printed before it
+        click.echo(f"Log in as {DEMO_USERNAME} with the password (shown once): {shown}")
 
 
-def _seed_demo(password: str | None) -> None:
+def _seed_demo(password: str | None) -> str | None:
+    """Seed the demo user's data; the password it was given when generated here."""
+    shown = None
     user = auth.find_by_login(DEMO_USERNAME)
     if user is None:
         generated = password is None
@@ -115,7 +151,7 @@ def _seed_demo(password: str | None) -> None:
             raise click.ClickException("the demo user vanished as it was created")
         click.echo(f"Created user {DEMO_USERNAME} ({DEMO_EMAIL}).")
         if generated:
-            click.echo(f"Its password (shown once): {password}")
+            shown = password
     else:
         click.echo(f"User {DEMO_USERNAME} already exists; left as it is.")
     existing = set(
@@ -138,6 +174,41 @@ def _seed_demo(password: str | None) -> None:
     click.echo(
         f"Demo subjects: {len(missing)} added, {len(DEMO_SUBJECTS) - len(missing)} already there."
     )
+    _seed_demo_material(user.id)
+    return shown
+
+
+def _seed_demo_material(user_id: int) -> None:
+    """Notes and a document in the demo's subjects, once (left alone when it has any)."""
+    subject_ids = {
+        name: subject_id
+        for name, subject_id in db.session.execute(
+            select(Subject.name, Subject.id).where(Subject.owner_id == user_id)
+        )
+    }
+    if db.session.scalar(select(func.count()).select_from(Note).where(Note.owner_id == user_id)):
+        click.echo("Demo notes: already there.")
+    else:
+        added = 0
+        for subject_name, items in DEMO_NOTES.items():
+            for title, body in items:
+                notes.create_note(user_id, subject_ids[subject_name], {"title": title, "body": body})
+                added += 1
+        click.echo(f"Demo notes: {added} added.")
+    if db.session.scalar(
+        select(func.count()).select_from(Document).where(Document.owner_id == user_id)
+    ):
+        click.echo("Demo documents: already there.")
+        return
+    subject_name, filename, text = DEMO_DOCUMENT
+    try:
+        documents.upload_document(
+            user_id, subject_ids[subject_name], io.BytesIO(text.encode()), filename=filename
+        )
+    except AppError as exc:  # storage or the job queue unavailable: the rest is seeded
+        click.echo(f"Demo document not added: {exc.message}")
+        return
+    click.echo(f"Demo documents: {filename} added (its text is extracted by a job).")
 
 
 def _seed_study() -> None:
@@ -501,9 +572,8 @@ def jobs_worker(burst: bool) -> None:
     """Run a worker on the job queue (the Procfile's worker: process)."""
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set: jobs run in the web process")
-    if not burst:  # the hourly erasure of what is due (each run schedules the next)
-        erasure.schedule_next_run()
-    jobs.work(burst=burst)
+    # The hourly erasure of what is due: each run schedules the next.
+    jobs.work(burst=burst, once_connected=None if burst else erasure.schedule_next_run)
 
 
 @jobs_cli.command("extract-text")

@@ -43,6 +43,37 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "config(**overrides): app config overrides for this test")
 
 
+# A production environment that starts: what production refuses is tested by removing
+# from it (tests/test_config.py).
+PRODUCTION_ENV = {
+    "ELEVA_ENV": "production",
+    "SECRET_KEY": "s" * 40,
+    "JWT_SECRET_KEY": "j" * 40,
+    "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/eleva",
+    "STORAGE_BACKEND": "local",
+    "CORS_ORIGINS": "https://app.example.com",
+    "FRONTEND_URL": "https://app.example.com",
+    "RATELIMIT_STORAGE_URI": "memory://",
+}
+
+
+def mark_migrated(app: Flask) -> None:
+    """On SQLite, where the tests build the schema with ``create_all``, record it as at
+    the migrations' heads (PostgreSQL's is built by the migrations themselves)."""
+    from eleva.data import migrations
+
+    heads, _ = migrations.history()
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            return
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(
+            text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        )
+        for head in heads:
+            conn.execute(text("INSERT INTO alembic_version VALUES (:head)"), {"head": head})
+
+
 def make_config(**env: str) -> TestingConfig:
     """A testing config from a clean environment (the developer's own is ignored)."""
     base = {"TEST_DATABASE_URL": TEST_DATABASE_URL} if TEST_DATABASE_URL else {}

@@ -21,7 +21,7 @@ import jwt as pyjwt
 import pytest
 
 from config import ConfigError, load_config
-from tests.conftest import PASSWORD, assert_error_shape
+from tests.conftest import PASSWORD, PRODUCTION_ENV, assert_error_shape, mark_migrated
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
@@ -217,7 +217,7 @@ def test_retry_after_only_on_429(auth, client):
     assert 0 < int(limited.headers["Retry-After"]) <= 61  # the window, rounded up
 
 
-STRONG = {"SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40, "ELEVA_ENV": "production"}
+STRONG = {k: v for k, v in PRODUCTION_ENV.items() if k != "RATELIMIT_STORAGE_URI"}
 
 
 def test_production_refuses_counters_in_memory_unless_asked_for():
@@ -282,6 +282,7 @@ def _app_with_counters_at(uri: str, tmp_path):
     )
     with app.app_context():
         db.create_all()
+    mark_migrated(app)
     return app
 
 

@@ -61,14 +61,15 @@ def test_seed_refuses_a_weak_demo_password(app, runner):
 
 
 def test_seed_load_data_in_batches_without_duplicates(app, runner, auth):
+    # --users N: N users in all, the demo user included.
     result = runner.invoke(args=["seed", "--users", "1200", "--subjects", "3"])
     assert result.exit_code == 0, result.output
-    assert count(app, User) == 1 + 1200
-    assert count(app, Subject) == 12 + 3600
+    assert count(app, User) == 1200
+    assert count(app, Subject) == 12 + 1199 * 3
     again = runner.invoke(args=["seed", "--users", "1200", "--subjects", "3"])
     assert again.exit_code == 0, again.output
-    assert count(app, User) == 1 + 1200 and count(app, Subject) == 12 + 3600
-    assert auth.login("load0001200", "load-test-password-not-secret").status_code == 200
+    assert count(app, User) == 1200 and count(app, Subject) == 12 + 1199 * 3
+    assert auth.login("load0001199", "load-test-password-not-secret").status_code == 200
 
 
 # -- users -------------------------------------------------------------------------------

@@ -558,4 +558,4 @@ def test_the_spec_documents_the_privacy_routes(client):
     delete_me = paths[ME]["delete"]
     assert {"202", "204", "422", "429"} <= set(delete_me["responses"])
     body = delete_me["requestBody"]["content"]["application/json"]["schema"]
-    assert "erase" in spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]["properties"]
+    assert "erase" in body["properties"]  # request bodies are inline in the spec

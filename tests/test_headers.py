@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import mark_migrated
+
 ROOT = Path(__file__).resolve().parent.parent
 STRONG = "s" * 40
 STRONG_JWT = "j" * 40
@@ -186,7 +188,8 @@ def test_unsafe_request_ids_are_replaced(client, bad):
     assert client.get("/health", headers={"X-Request-ID": bad}).headers["X-Request-ID"] != bad
 
 
-def test_the_apps_request_line_is_for_debugging(client, caplog):
+def test_the_apps_request_line_is_for_debugging(app, client, caplog):
+    mark_migrated(app)
     # The access log is the server's (gunicorn.conf.py); the app's line only at DEBUG.
     with caplog.at_level(logging.INFO, logger="eleva.request"):
         client.get("/health")
@@ -199,3 +202,14 @@ def test_the_apps_request_line_is_for_debugging(client, caplog):
     assert re.fullmatch(r"GET /health/ready 200 \d+\.\dms", message), message
     assert lines[0].request_id == "trace-1"
     assert "should-not-be-logged" not in message
+
+
+def test_the_apps_request_line_names_the_route_not_a_signed_urls_token(client, caplog):
+    token = "eyJrIjoiZG9jdW1lbnRzLzEvYWJjIn0.ZZZZZZ.signature-of-the-token"
+    with caplog.at_level(logging.DEBUG, logger="eleva.request"):
+        client.get(f"/api/v1/documents/files/{token}")
+        client.get(f"/api/v1/documents/files/{token}/extra")  # no rule matches
+    lines = [r.getMessage() for r in caplog.records if r.name == "eleva.request"]
+    assert lines[0].startswith("GET /api/v1/documents/files/<token> 404 "), lines
+    assert lines[1].startswith("GET /api/v1/documents/files/…/extra 404 "), lines
+    assert all(token not in line for line in lines)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from eleva import create_app
-from tests.conftest import assert_error_shape, make_config
+from tests.conftest import assert_error_shape, make_config, mark_migrated
 
 ROOT = Path(__file__).resolve().parent.parent
 STRONG = "s" * 40
@@ -26,10 +26,62 @@ def test_health_answers_without_touching_the_database(app, client, count_queries
     assert statements == []
 
 
-def test_ready_checks_the_database(client):
+def test_ready_checks_the_database(app, client):
+    mark_migrated(app)
     response = client.get("/health/ready")
     assert response.status_code == 200
     assert response.json == {"status": "ok"}
+
+
+def test_ready_is_503_while_the_database_lacks_migrations(app, client):
+    from sqlalchemy import text
+
+    from eleva.data import migrations
+    from eleva.data.db import db
+
+    mark_migrated(app)
+
+    def stamp(*revisions: str) -> None:
+        with app.app_context(), db.engine.begin() as conn:
+            conn.execute(text("DELETE FROM alembic_version"))
+            for revision in revisions:
+                conn.execute(text("INSERT INTO alembic_version VALUES (:r)"), {"r": revision})
+
+    try:
+        stamp("0009_search_vectors")  # one migration behind
+        body = assert_error_shape(client.get("/health/ready"), 503)
+        assert "flask db upgrade" in body["message"]
+        assert client.get("/health").status_code == 200
+        stamp()  # never migrated at all
+        assert_error_shape(client.get("/health/ready"), 503)
+        stamp("9999_from_the_future")  # ahead: the code alone was rolled back
+        assert client.get("/health/ready").status_code == 200
+    finally:
+        stamp(*migrations.history()[0])
+    assert client.get("/health/ready").status_code == 200
+
+
+def test_the_migrations_head_is_read_once_at_start_not_per_request(app, client, monkeypatch):
+    from alembic.script import ScriptDirectory
+
+    mark_migrated(app)
+    calls = []
+    monkeypatch.setattr(ScriptDirectory, "get_heads", lambda self: calls.append(1) or ())
+    assert client.get("/health/ready").status_code == 200
+    assert calls == []
+
+
+def test_root_points_at_the_docs_and_the_health_checks(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.json == {
+        "name": "Eléva API",
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "health": "/health",
+        "ready": "/health/ready",
+    }
+    assert client.get(response.json["docs"]).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from rq import Queue
 from eleva import create_app
 from eleva.data import jobs, mail
 from eleva.services import emails
-from tests.conftest import make_config
+from tests.conftest import PRODUCTION_ENV, make_config
 
 CALLS: list[dict] = []
 
@@ -71,7 +71,7 @@ def test_the_backend_follows_the_environment():
     from config import DevelopmentConfig, ProductionConfig
 
     assert DevelopmentConfig({}).MAIL_BACKEND == "console"
-    assert ProductionConfig({}).MAIL_BACKEND == "smtp"
+    assert ProductionConfig(PRODUCTION_ENV).MAIL_BACKEND == "smtp"
     assert DevelopmentConfig({"MAIL_BACKEND": "smtp"}).MAIL_BACKEND == "smtp"
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from config import DevelopmentConfig, ProductionConfig
 from eleva.data.db import db
 from eleva.data.models import LoginSession, utcnow
-from tests.conftest import PASSWORD, assert_error_shape, requires_postgres
+from tests.conftest import PASSWORD, PRODUCTION_ENV, assert_error_shape, requires_postgres
 
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
@@ -256,8 +256,8 @@ def test_cookie_settings_follow_the_environment():
     none = DevelopmentConfig({"REFRESH_COOKIE_SAMESITE": "none"})
     assert none.JWT_COOKIE_SAMESITE == "None" and none.JWT_COOKIE_SECURE is True
     assert none.REFRESH_COOKIE_PARTITIONED is True
-    assert ProductionConfig({}).REFRESH_COOKIE_PARTITIONED is False
-    assert ProductionConfig({}).JWT_COOKIE_SECURE is True
+    assert ProductionConfig(PRODUCTION_ENV).REFRESH_COOKIE_PARTITIONED is False
+    assert ProductionConfig(PRODUCTION_ENV).JWT_COOKIE_SECURE is True
     assert DevelopmentConfig({"REFRESH_COOKIE_SAMESITE": "lax"}).JWT_COOKIE_SAMESITE == "Lax"
     from config import ConfigError
 

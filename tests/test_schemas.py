@@ -126,7 +126,7 @@ def test_the_apps_response_schemas_match_marshmallow(app, client, user):
     from eleva.auth.schemas import TokenPairSchema
     from eleva.data.db import db
     from eleva.data.models import Note, Subject, User
-    from eleva.health import StatusSchema
+    from eleva.health import ServiceIndexSchema, StatusSchema
     from eleva.notes.schemas import NoteListItemSchema, NoteSchema
     from eleva.services.auth import CurrentUser
     from eleva.services.notes import list_notes
@@ -168,6 +168,8 @@ def test_the_apps_response_schemas_match_marshmallow(app, client, user):
                     access_token="a", refresh_token="r", expires_in=1800, token_type="Bearer"
                 )),
                 (StatusSchema(), {"status": "ok"}),
+                (ServiceIndexSchema(), {"name": "Eléva API", "health": "/health", "ready": "/r"}),
+                (ServiceIndexSchema(), {"name": "E", "health": "/h", "ready": "/r", "docs": "/d"}),
             ]  # fmt: skip
             for schema, obj in cases:
                 assert fast_dump(schema, obj) == marshmallow_dump(schema, obj), type(schema)

@@ -10,7 +10,11 @@ its worker logs a job's description, so a job that needs a token makes it itself
   request that asked for an email has done its part).
 - ``schedule(func, at=…, job_id=…)``: RQ's own scheduling (``enqueue_at``), run by the
   worker's scheduler; a job can schedule its next run (the hourly erasure).
-- ``flask jobs worker`` (the Procfile's ``worker:``) runs RQ's worker in the app.
+- ``flask jobs worker`` (the Procfile's ``worker:``) runs RQ's worker in the app; it
+  waits for Redis (with backoff, one line per try) rather than dying at start.
+
+Every attempt of a job ends with one log line (job, id, outcome, duration, attempt) and
+is counted for ``/metrics`` (eleva.data.metrics: in Redis for the worker's jobs).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime
@@ -28,6 +33,7 @@ from flask import Flask, current_app
 from rq import Queue, Retry, Worker, get_current_job
 
 from eleva.core.errors import ServiceUnavailable
+from eleva.data import metrics
 from eleva.data.db import db
 
 log = logging.getLogger("eleva.jobs")
@@ -58,6 +64,12 @@ def queue(conn: redis.Redis | None = None) -> Queue:
     if conn is None:
         raise RuntimeError("REDIS_URL is not set: jobs run in the web process")
     return Queue(QUEUE_NAME, connection=conn)
+
+
+def queues(conn: redis.Redis | None = None) -> dict[str, Queue | None]:
+    """Every queue by name (None without Redis), for the metrics' queue depth."""
+    conn = conn or connection()
+    return {QUEUE_NAME: Queue(QUEUE_NAME, connection=conn) if conn is not None else None}
 
 
 def name_of(func: Callable[..., Any]) -> str:
@@ -136,11 +148,14 @@ def run_here(name: str, kwargs: dict[str, Any]) -> None:
     attempts = current_app.config["JOB_RETRIES"] + 1
     for attempt in range(1, attempts + 1):
         token = _attempts_left.set(attempts - attempt)
+        started = time.perf_counter()
         try:
             _call(name, kwargs)
-            return
         except Exception as exc:  # a failed email must not fail the request
-            _log_failure(name, exc, attempt, attempts)
+            _attempt_ended(name, None, attempt, attempts, started, type(exc).__name__)
+        else:
+            _attempt_ended(name, None, attempt, attempts, started, None)
+            return
         finally:
             _attempts_left.reset(token)
 
@@ -155,15 +170,22 @@ def perform(name: str, kwargs: dict[str, Any]) -> None:
         # A forked work horse must not use its parent's pooled connections.
         db.engine.dispose(close=False)
         _pool_pid = os.getpid()
+    job = get_current_job()
+    attempt, attempts = _attempt_of(job)
+    started = time.perf_counter()
     try:
         _call(name, kwargs)
     except Exception as exc:
-        job = get_current_job()
-        left = job.retries_left if job is not None else None
-        retries = current_app.config["JOB_RETRIES"]
-        attempt = retries - left + 1 if left is not None else retries + 1
-        _log_failure(name, exc, attempt, retries + 1)
+        _attempt_ended(name, job.id if job else None, attempt, attempts, started, type(exc).__name__)
         raise
+    _attempt_ended(name, job.id if job else None, attempt, attempts, started, None)
+
+
+def _attempt_of(job: Any) -> tuple[int, int]:
+    """(this attempt, all attempts) of an RQ job, from the retries it has left."""
+    retries = current_app.config["JOB_RETRIES"]
+    left = job.retries_left if job is not None else None
+    return (retries - left + 1 if left is not None else 1), retries + 1
 
 
 def earlier_attempt_died() -> bool:
@@ -194,27 +216,97 @@ def _call(name: str, kwargs: dict[str, Any]) -> None:
         func(**kwargs)
 
 
-def _log_failure(name: str, exc: BaseException, attempt: int, attempts: int) -> None:
-    # The exception's type and the task only: a message can quote what it was given.
-    final = attempt >= attempts
-    log.log(
-        logging.ERROR if final else logging.WARNING,
-        "job %s failed (attempt %d of %d%s): %s",
-        name,
-        attempt,
-        attempts,
-        ", giving up" if final else ", will retry",
-        type(exc).__name__,
+def _attempt_ended(
+    name: str,
+    job_id: str | None,
+    attempt: int,
+    attempts: int,
+    started: float,
+    error: str | None,
+) -> None:
+    """The attempt's one log line and its count. ``error``: the exception's type only
+    (a message can quote what the job was given)."""
+    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    which = f"{name} {job_id or '(in process)'}"
+    if error is None:
+        outcome, level = "succeeded", logging.INFO
+        message = f"job {which} succeeded in {duration_ms} ms (attempt {attempt} of {attempts})"
+    else:
+        final = attempt >= attempts
+        outcome, level = ("failed", logging.ERROR) if final else ("retrying", logging.WARNING)
+        message = (
+            f"job {which} failed in {duration_ms} ms (attempt {attempt} of {attempts}, "
+            f"{'giving up' if final else 'will retry'}): {error}"
+        )
+    fields = {
+        "job": name,
+        "job_id": job_id,
+        "outcome": outcome,
+        "duration_ms": duration_ms,
+        "attempt": attempt,
+    }
+    log.log(level, "%s", message, extra={"fields": fields})
+    metrics.count_job(connection(), name, outcome)
+
+
+def _work_horse_killed(job: Any, _pid: int, status: int, _rusage: Any) -> None:
+    """RQ's hook in the worker when a job's process died (killed at its time limit, out
+    of memory): the attempt's line, which the dead process could not write."""
+    name = job.args[0] if job.args else job.description
+    attempt, attempts = _attempt_of(job)
+    ran = (time.time() - job.started_at.timestamp()) if job.started_at else 0.0
+    signal = f" by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else ""
+    _attempt_ended(
+        name, job.id, attempt, attempts, time.perf_counter() - ran, f"its process died{signal}"
     )
 
 
-def work(*, burst: bool = False, worker_class: type[Worker] = Worker) -> bool:
+# The worker's wait for Redis at start: 1 s, doubling, at most this long between tries.
+REDIS_WAIT_MAX_SECONDS = 30.0
+
+
+def wait_for_redis(conn: redis.Redis, *, sleep: Callable[[float], Any] = time.sleep) -> int:
+    """Return once Redis answers a PING (the number of tries); until then one line per
+    try, not a traceback (Redis may come up after the worker on a PaaS)."""
+    delay, tries = 1.0, 1
+    kwargs = conn.connection_pool.connection_kwargs
+    where = f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+    while True:
+        try:
+            conn.ping()
+            return tries
+        except redis.RedisError as exc:
+            log.warning(
+                "waiting for Redis at %s (try %d: %s); next try in %.0f s",
+                where,
+                tries,
+                type(exc).__name__,
+                delay,
+            )
+        sleep(delay)
+        delay, tries = min(delay * 2, REDIS_WAIT_MAX_SECONDS), tries + 1
+
+
+def work(
+    *,
+    burst: bool = False,
+    worker_class: type[Worker] = Worker,
+    once_connected: Callable[[], Any] | None = None,
+) -> bool:
     """Run an RQ worker on the ``eleva`` queue in this app (with its scheduler, which
-    puts retried jobs back on the queue when their wait is over)."""
+    puts retried jobs back on the queue when their wait is over); ``once_connected``
+    runs when Redis first answers, before the first job."""
     conn = connection()
     if conn is None:
         raise RuntimeError("REDIS_URL is not set: there is no queue to work on")
     # The worker blocks on Redis for new jobs: no socket timeout on its own connection.
     worker_conn = redis.Redis.from_url(current_app.config["REDIS_URL"])
-    worker = worker_class([queue(worker_conn)], connection=worker_conn)
+    wait_for_redis(conn)
+    if once_connected is not None:
+        once_connected()
+    worker = worker_class(
+        [queue(worker_conn)],
+        connection=worker_conn,
+        work_horse_killed_handler=_work_horse_killed,
+    )
     return worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")

@@ -18,6 +18,8 @@ from typing import Any, ClassVar, NoReturn
 
 import marshmallow as ma
 from apispec import BasePlugin
+from apispec.ext.marshmallow import MarshmallowPlugin, resolver
+from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask import current_app, request
 from flask_smorest import abort
 from flask_smorest.fields import Upload
@@ -30,6 +32,7 @@ from werkzeug.datastructures import MultiDict
 from eleva.http import smorest_compat
 from eleva.http.auth import authenticate, authenticate_refresh
 from eleva.http.fields import NO_NUL_PATTERN, NOT_BLANK_PATTERN, Text
+from eleva.http.schemas import ResponseSchema
 
 BEARER_AUTH = "bearerAuth"
 SECURITY_SCHEMES = {
@@ -277,11 +280,30 @@ class OperationIds(BasePlugin):
 SWAGGER_UI_ASSETS = "/docs/assets"
 
 
+def schema_name(schema: Any) -> str | None:
+    """apispec's component name of a response schema; None (inline) for one that loads
+    a request: a generated client (openapi-typescript's defaults) reads a component's
+    ``default`` as "always present", right for a response and wrong for a request body,
+    where a field with a default may be left out (``refresh_in_cookie``, a note's
+    ``body``). Inline, in the request body, a default keeps the field optional."""
+    resolved = resolve_schema_cls(schema)
+    schema_class = resolved[0] if isinstance(resolved, list) else resolved
+    if issubclass(schema_class, ResponseSchema | ErrorSchema):
+        return resolver(schema)
+    return None
+
+
 class Api(smorest_compat.Api):
     ERROR_SCHEMA = ErrorSchema
 
     def __init__(self) -> None:
-        super().__init__(spec_kwargs={"extra_plugins": [OperationIds()]})
+        super().__init__(
+            spec_kwargs={
+                # apispec documents None (inline) though its type says str.
+                "marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name),  # type: ignore[arg-type]
+                "extra_plugins": [OperationIds()],
+            }
+        )
 
     def init_app(self, app: Any, *args: Any, **kwargs: Any) -> None:
         super().init_app(app, *args, **kwargs)

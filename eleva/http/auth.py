@@ -23,6 +23,7 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from eleva.core.errors import Unauthorized
 from eleva.core.tokens import InvalidClaims, TokenClaims, TokenPair, read_claims
 from eleva.http.errors import error_response
+from eleva.http.logs import USER_ID_KEY
 from eleva.services.auth import CurrentUser, authenticated_user
 
 jwt = JWTManager()
@@ -110,6 +111,7 @@ def authenticate() -> CurrentUser:
     if user is None:
         raise Unauthorized(SESSION_ENDED)
     g.current_user = user
+    request.environ[USER_ID_KEY] = user.id  # for the access log
     return user
 
 
@@ -124,6 +126,7 @@ def authenticate_refresh() -> TokenClaims:
     if authenticated_user(claims.user_id, claims.session_id) is None:
         raise Unauthorized(SESSION_ENDED)
     g.current_user_id = claims.user_id
+    request.environ[USER_ID_KEY] = claims.user_id
     return claims
 
 

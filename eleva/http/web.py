@@ -11,11 +11,13 @@ from random import getrandbits
 from typing import Any
 
 import orjson
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SessionInterface
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from eleva.http.logs import REQUEST_ID_KEY, request_path
 
 log = logging.getLogger("eleva.request")
 
@@ -37,31 +39,6 @@ def new_request_id() -> str:
     # For correlation, not a secret: 128 random bits without a getrandom() system call
     # per request (the random module reseeds itself in each forked worker).
     return f"{getrandbits(128):032x}"
-
-
-class RequestIdFilter(logging.Filter):
-    """Put the current request id (or "-") on every log record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "request_id"):
-            try:
-                record.request_id = request.environ.get(REQUEST_ID_KEY, "-")
-            except RuntimeError:  # outside a request or app context
-                record.request_id = "-"
-        return True
-
-
-def configure_logging(level: str) -> None:
-    logger = logging.getLogger("eleva")
-    logger.setLevel(level)
-    if not any(getattr(h, "_eleva", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
-        handler._eleva = True  # type: ignore[attr-defined]
-        handler.addFilter(RequestIdFilter())
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-        )
-        logger.addHandler(handler)
 
 
 class NoSessions(SessionInterface):
@@ -117,8 +94,6 @@ def init_http(app: Flask) -> None:
     )
 
 
-# Where ResponseHeaders leaves the request id for the app (the log records' filter).
-REQUEST_ID_KEY = "eleva.request_id"
 HSTS_HEADER = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 StartResponse = Callable[..., Any]
 
@@ -179,10 +154,11 @@ class ResponseHeaders:
                 own.append(("Vary", "Origin"))
             kept += own
             if log.isEnabledFor(logging.DEBUG):
+                # Not a signed URL's token (eleva.http.logs.request_path).
                 log.debug(
                     "%s %s %s %.1fms",
                     environ.get("REQUEST_METHOD"),
-                    path.encode("latin-1", "replace").decode("utf-8", "replace"),
+                    request_path(environ),
                     status.split(" ", 1)[0],
                     (time.perf_counter() - started) * 1000,
                     extra={"request_id": request_id},

@@ -62,6 +62,10 @@ _CONFIG_PREFIXES = (
     "EMAIL_VERIFY_",
     "REFRESH_",
     "JOB_",
+    "LOG_FORMAT",
+    "METRICS_TOKEN",
+    "SENTRY_",
+    "PROMETHEUS_",
 )
 
 
@@ -329,6 +333,9 @@ def start_gunicorn(
         BCRYPT_ROUNDS="4",
         RATELIMIT_ENABLED="false",
         LOG_LEVEL="INFO",
+        # Text lines, whatever the environment: the helpers below read the access log's
+        # ACCESS_LOG_FORMAT (tests/slow/test_operations.py reads the JSON ones).
+        LOG_FORMAT="text",
     )
     if environment == "testing":
         env["TEST_DATABASE_URL"] = database_url
@@ -338,6 +345,10 @@ def start_gunicorn(
         env["MAIL_BACKEND"] = "dummy"  # no SMTP server here: emails dropped
         env["SECRET_KEY"] = "slow-tests-" + secrets.token_hex(32)
         env["JWT_SECRET_KEY"] = "slow-tests-jwt-" + secrets.token_hex(32)
+        # What production insists on being told (config.ProductionConfig.unsafe).
+        env["STORAGE_BACKEND"] = "local"
+        env["CORS_ORIGINS"] = "https://app.example.com"
+        env["FRONTEND_URL"] = "https://app.example.com"
     env.update(extra_env)
     log_path = log_dir / f"gunicorn-{port}.log"
     with log_path.open("wb") as log:
