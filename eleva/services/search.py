@@ -4,11 +4,15 @@ PostgreSQL: full-text search through GIN indexes that start with the owner (``ow
 then the row's weighted ``search_vector``: btree_gin), so a search reads only the
 caller's index entries; ``eleva_search`` is a language-neutral configuration that drops
 accents (``unaccent``), built by the migrations. The vector is a generated column, so
-every write is searchable as soon as it commits. Ranked with ``ts_rank``; the snippet is
-``ts_headline`` of the same query over the same text (its first HEADLINE_CHARS).
+every write is searchable as soon as it commits. Ranked with ``ts_rank``; only the page's
+rows are read again, for their snippets.
 
 SQLite (development): every word must appear (accents and case folded), ranked by
-matches in the title; the snippet is cut around the first match in Python.
+matches in the title.
+
+Snippets are plain text cut around the first match of the row's first HEADLINE_CHARS
+(a note's Markdown made plain), with the matched words' offsets: built in Python
+(eleva.core.search), the same way on both databases.
 """
 
 # SQL below is assembled from the SOURCES constants (table and column SQL written here);
@@ -22,6 +26,7 @@ from typing import Any
 from sqlalchemy import text
 
 from eleva.core import search as text_search
+from eleva.core.markdown import plain_text
 from eleva.data.db import db, dialect_name
 from eleva.data.models import (
     DOCUMENT_SEARCH,
@@ -35,8 +40,7 @@ from eleva.services.subjects import like_escaped
 
 CONFIG = SEARCH_CONFIG
 KINDS = ("subject", "note", "document")
-# ts_headline parses all it is given: a snippet comes from the start of a long text
-# (what documents are ranked by too).
+# A snippet comes from the start of a long text (what documents are ranked by too).
 HEADLINE_CHARS = RANKED_CHARS
 
 
@@ -51,11 +55,12 @@ class Source:
     body: str  # text searched besides the title, '' when there is none
     visible: str = "TRUE"  # which rows the owner may find
     rank: str = "search_vector"  # the vector ranked
+    markdown: bool = False  # the body is Markdown (its snippet is made plain)
 
 
 SOURCES: dict[str, Source] = {
     "subject": Source("subject", "subjects", "id", *SUBJECT_SEARCH),
-    "note": Source("note", "notes", "subject_id", *NOTE_SEARCH),
+    "note": Source("note", "notes", "subject_id", *NOTE_SEARCH, markdown=True),
     # A direct upload is found once completed; its text once extracted (it is '' before).
     "document": Source(
         "document", "documents", "subject_id", *DOCUMENT_SEARCH, "t.status = 'ready'", "rank_vector"
@@ -124,13 +129,9 @@ def _postgres(
         f"FROM {s.table} t WHERE t.id = p.id)"
         for s in sources
     )
-    headline = (
-        f"ts_headline('{CONFIG}'::regconfig, p.title || E'\\n' || CASE p.kind {bodies} END, "
-        f"{query}, 'StartSel={text_search.START_MARK}, StopSel={text_search.STOP_MARK}, "
-        "MaxWords=30, MinWords=12')"
-    )
     sql = (
-        f"SELECT p.kind, p.id, p.subject_id, p.title, p.total, {headline} AS marked "  # nosec B608
+        f"SELECT p.kind, p.id, p.subject_id, p.title, p.total, "  # nosec B608
+        f"CASE p.kind {bodies} END AS body "
         f"FROM (SELECT m.kind, m.id, m.subject_id, m.title, m.rank, count(*) OVER () AS total "
         f"FROM ({' UNION ALL '.join(branches)}) m "
         f"ORDER BY m.rank DESC, m.kind, m.id LIMIT :limit OFFSET :offset) p "
@@ -150,8 +151,7 @@ def _postgres(
     db.session.execute(text("SET LOCAL enable_seqscan = off"))
     rows = db.session.execute(text(sql), params).all()
     items = [
-        Hit(kind, id_, sid, title, *_snippet(text_search.from_marked(marked)))
-        for kind, id_, sid, title, _total, marked in rows
+        _hit(kind, id_, sid, title, body, words) for kind, id_, sid, title, _total, body in rows
     ]
     total = rows[0].total if rows else _postgres_count(branches, params) if offset else 0
     return Results(items, total)
@@ -163,8 +163,22 @@ def _postgres_count(branches: list[str], params: dict[str, Any]) -> int:
     return int(db.session.scalar(text(sql), params) or 0)
 
 
-def _snippet(snippet: text_search.Snippet) -> tuple[str, list[tuple[int, int]]]:
-    return snippet.text, snippet.highlights
+def _hit(
+    kind: str,
+    id_: int,
+    subject_id: int,
+    title: str,
+    body: str | None,
+    words: list[str],
+    *,
+    anywhere: bool = False,
+) -> Hit:
+    """A result, with its snippet: the title and the start of the body, as plain text."""
+    body = (body or "")[:HEADLINE_CHARS]
+    if SOURCES[kind].markdown:
+        body = plain_text(body)
+    snippet = text_search.find_snippet(f"{title}\n{body}", words, anywhere=anywhere)
+    return Hit(kind, id_, subject_id, title, snippet.text, snippet.highlights)
 
 
 def _fallback(
@@ -195,8 +209,8 @@ def _fallback(
     page = f"SELECT * FROM ({union}) m ORDER BY rank DESC, kind, id LIMIT :limit OFFSET :offset"  # nosec B608
     total = int(db.session.scalar(text(count), params) or 0)
     rows = db.session.execute(text(page), {**params, "limit": limit, "offset": offset}).all()
-    items = []
-    for row in rows:
-        snippet = text_search.find_snippet(f"{row.title}\n{row.body}", words)
-        items.append(Hit(row.kind, row.id, row.subject_id, row.title, *_snippet(snippet)))
+    items = [
+        _hit(row.kind, row.id, row.subject_id, row.title, row.body, words, anywhere=True)
+        for row in rows
+    ]
     return Results(items, total)
