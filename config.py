@@ -237,6 +237,9 @@ class Config:
         self.FRONTEND_URL = _origin(env, "FRONTEND_URL", "http://localhost:5173")
         self.PASSWORD_RESET_MINUTES = _int(env, "PASSWORD_RESET_MINUTES", 30, minimum=1)
         self.EMAIL_VERIFY_HOURS = _int(env, "EMAIL_VERIFY_HOURS", 48, minimum=1)
+        # How long the "this wasn't me" link of an email-change notice works (and the old
+        # address stays kept for the account).
+        self.EMAIL_REVERT_DAYS = _int(env, "EMAIL_REVERT_DAYS", 7, minimum=1)
         self.REFRESH_REUSE_GRACE_SECONDS = _int(env, "REFRESH_REUSE_GRACE_SECONDS", 10)
         samesite = env.get("REFRESH_COOKIE_SAMESITE", "").strip().capitalize() or "Strict"
         if samesite not in ("Strict", "Lax", "None"):
@@ -282,6 +285,12 @@ class Config:
         # A document's text extraction stops reading after this long (then ``failed``);
         # the worker kills a job still running TEXT_EXTRACTION_SECONDS + 30 s later.
         self.TEXT_EXTRACTION_SECONDS = _int(env, "TEXT_EXTRACTION_SECONDS", 30, minimum=1)
+        # How many of one user's documents may be in the extraction queue at a time; the
+        # others wait, pending, and each extraction that ends queues its owner's next.
+        self.TEXT_EXTRACTION_QUEUED = _int(env, "TEXT_EXTRACTION_QUEUED", 3, minimum=1)
+        # How much the worker's job process may grow (address space) while it reads a
+        # file; past that an allocation fails and the text is failed.
+        self.TEXT_EXTRACTION_MEMORY_MB = _int(env, "TEXT_EXTRACTION_MEMORY_MB", 200, minimum=16)
 
         # OpenAPI (flask-smorest) ------------------------------------------------------
         self.API_TITLE = "Eléva API"

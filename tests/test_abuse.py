@@ -186,19 +186,32 @@ def test_wrong_passwords_at_me_count_against_the_accounts_login_limit(client, us
 
 @pytest.mark.config(**LIMITS, RATELIMIT_EMAIL_CHANGE="2 per minute")
 def test_email_changes_are_limited_per_user(client, user, other):
-    taken = client.patch(ME, json={"email": other.email}, headers=user.headers)
+    taken = client.patch(
+        ME, json={"email": other.email, "current_password": PASSWORD}, headers=user.headers
+    )
     assert_error_shape(taken, 409)
     assert (
-        client.patch(ME, json={"email": "ada2@example.com"}, headers=user.headers).status_code
+        client.patch(
+            ME,
+            json={"email": "ada2@example.com", "current_password": PASSWORD},
+            headers=user.headers,
+        ).status_code
         == 200
     )
-    limited = client.patch(ME, json={"email": "ada3@example.com"}, headers=user.headers)
+    limited = client.patch(
+        ME, json={"email": "ada3@example.com", "current_password": PASSWORD}, headers=user.headers
+    )
     assert_error_shape(limited, 429)
     assert limited.headers["Retry-After"]
     # Other changes are not counted, and other users have their own counter.
     assert client.patch(ME, json={"full_name": "Ada"}, headers=user.headers).status_code == 200
     assert (
-        client.patch(ME, json={"email": "g2@example.com"}, headers=other.headers).status_code == 200
+        client.patch(
+            ME,
+            json={"email": "g2@example.com", "current_password": PASSWORD},
+            headers=other.headers,
+        ).status_code
+        == 200
     )
 
 

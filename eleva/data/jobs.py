@@ -4,31 +4,45 @@ A job is a function of ``eleva.services`` named by its dotted path, with JSON-ab
 keyword arguments. Nothing secret is ever an argument: RQ keeps arguments in Redis and
 its worker logs a job's description, so a job that needs a token makes it itself.
 
-- ``enqueue(func, **kwargs)``: with Redis, the job goes to the ``eleva`` queue (retried
-  ``JOB_RETRIES`` times, ``JOB_RETRY_INTERVALS`` apart); without, it runs at once, here,
-  with the same retries minus the waits, and a failure is logged, not raised (the
+- ``enqueue(func, queue_name=…, **kwargs)``: with Redis, the job goes to a queue
+  (retried ``JOB_RETRIES`` times, ``JOB_RETRY_INTERVALS`` apart): ``EMAIL_QUEUE`` for
+  emails, ``QUEUE_NAME`` for the rest (documents' text). Without Redis it runs at once,
+  here, with the same retries minus the waits, and a failure is logged, not raised (the
   request that asked for an email has done its part).
-- ``flask jobs worker`` (the Procfile's ``worker:``) runs RQ's worker in the app.
+- ``outbox(func, **kwargs)`` then ``dispatch()``: a job that must happen if and only if
+  a change commits (the email saying a password changed) is written into the change's
+  transaction (``OutboxJob``) and queued after the commit; a queue that is down then
+  delays it (``sweep_outbox``, run by ``flask jobs sweep`` and when a worker starts)
+  instead of losing it or failing a change that was made.
+- ``flask jobs worker`` (the Procfile's ``worker:``) runs RQ's worker in the app, on
+  both queues, emails first: a worker busy with documents takes the next email before
+  the next document.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 from flask import Flask, current_app
 from rq import Queue, Retry, Worker, get_current_job
+from sqlalchemy import delete, or_, select, update
 
 from eleva.core.errors import ServiceUnavailable
 from eleva.data.db import db
+from eleva.data.models import OutboxJob, utcnow
 
 log = logging.getLogger("eleva.jobs")
 
-QUEUE_NAME = "eleva"
+QUEUE_NAME = "eleva"  # documents' text extraction, and any job but emails
+EMAIL_QUEUE = "eleva-emails"
+QUEUES = (EMAIL_QUEUE, QUEUE_NAME)  # what a worker listens to, in this order
 # A request that needs Redis answers 503 within about a second when it does not answer.
 SOCKET_TIMEOUT = 1.0
 
@@ -49,21 +63,33 @@ def connection() -> redis.Redis | None:
     return conn
 
 
-def queue(conn: redis.Redis | None = None) -> Queue:
+def queue(conn: redis.Redis | None = None, name: str = QUEUE_NAME) -> Queue:
     conn = conn or connection()
     if conn is None:
         raise RuntimeError("REDIS_URL is not set: jobs run in the web process")
-    return Queue(QUEUE_NAME, connection=conn)
+    return Queue(name, connection=conn)
 
 
 def name_of(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
 
 
-def enqueue(func: Callable[..., Any], /, *, job_timeout: int | None = None, **kwargs: Any) -> bool:
+def enqueue(
+    func: Callable[..., Any],
+    /,
+    *,
+    queue_name: str = QUEUE_NAME,
+    job_timeout: int | None = None,
+    **kwargs: Any,
+) -> bool:
     """Run ``func(**kwargs)`` in the background, or now without Redis (then True: it
     has run); the worker stops it after ``job_timeout`` seconds (default ``JOB_TIMEOUT``)."""
-    name = name_of(func)
+    return _enqueue(name_of(func), kwargs, queue_name=queue_name, job_timeout=job_timeout)
+
+
+def _enqueue(
+    name: str, kwargs: dict[str, Any], *, queue_name: str, job_timeout: int | None = None
+) -> bool:
     conn = connection()
     if conn is None:
         run_here(name, kwargs)
@@ -71,7 +97,7 @@ def enqueue(func: Callable[..., Any], /, *, job_timeout: int | None = None, **kw
     config = current_app.config
     retries = config["JOB_RETRIES"]
     try:
-        queue(conn).enqueue(
+        queue(conn, queue_name).enqueue(
             perform,
             name,
             kwargs,
@@ -84,6 +110,99 @@ def enqueue(func: Callable[..., Any], /, *, job_timeout: int | None = None, **kw
         log.error("could not enqueue %s: %s", name, type(exc).__name__)
         raise ServiceUnavailable("The job queue is unavailable. Try again shortly.") from None
     return False
+
+
+# -- the outbox: jobs that exist if and only if their transaction commits -------------------
+
+_OUTBOX_KEY = "eleva.outbox"  # the session's outbox rows, until dispatch()
+# A row not queued this long after its commit was left behind (the queue was down, or the
+# process died in between); one queued this long ago and still there was lost or keeps
+# failing: the sweep queues both again.
+OUTBOX_LEFT_BEHIND = timedelta(seconds=30)
+OUTBOX_LOST = timedelta(hours=1)
+
+
+def outbox(func: Callable[..., Any], /, *, queue_name: str = EMAIL_QUEUE, **kwargs: Any) -> None:
+    """Write the job ``func(**kwargs)`` into the current transaction; :func:`dispatch`
+    queues it once the caller has committed (nothing happens if it rolls back)."""
+    row = OutboxJob(
+        name=name_of(func), arguments=json.dumps(kwargs), queue=queue_name, created_at=utcnow()
+    )
+    db.session.add(row)
+    db.session.flush()
+    db.session.info.setdefault(_OUTBOX_KEY, []).append((row.id, queue_name))
+
+
+def dispatch() -> None:
+    """Queue the outbox jobs this session committed. A queue that is down is no error:
+    the change is made, and its jobs wait for the sweep."""
+    rows = db.session.info.pop(_OUTBOX_KEY, [])
+    if rows:
+        _queue_outboxed(rows)
+
+
+def sweep_outbox(now: datetime | None = None) -> int:
+    """Queue again the outbox jobs left behind or lost (``OUTBOX_LEFT_BEHIND``,
+    ``OUTBOX_LOST``); how many."""
+    now = now or utcnow()
+    rows = db.session.execute(
+        select(OutboxJob.id, OutboxJob.queue)
+        .where(
+            or_(
+                OutboxJob.queued_at.is_(None) & (OutboxJob.created_at < now - OUTBOX_LEFT_BEHIND),
+                OutboxJob.queued_at < now - OUTBOX_LOST,
+            )
+        )
+        .order_by(OutboxJob.id)
+    )
+    pending = [(outbox_id, queue_name) for outbox_id, queue_name in rows]
+    db.session.rollback()
+    return _queue_outboxed(pending)
+
+
+def _queue_outboxed(rows: list[tuple[int, str]]) -> int:
+    """Queue the outbox jobs ``rows`` (id, queue), and say so in the rows."""
+    if connection() is None:  # development: run each now, as enqueue() would
+        for outbox_id, _queue_name in rows:
+            run_here(name_of(perform_outboxed), {"outbox_id": outbox_id})
+        return len(rows)
+    queued = []
+    for outbox_id, queue_name in rows:
+        try:
+            _enqueue(name_of(perform_outboxed), {"outbox_id": outbox_id}, queue_name=queue_name)
+        except ServiceUnavailable:
+            log.warning("%d outbox job(s) left for the sweep: the queue is down", len(rows))
+            break
+        queued.append(outbox_id)
+    if queued:
+        db.session.execute(
+            update(OutboxJob)
+            .where(OutboxJob.id.in_(queued))
+            .values(queued_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+    return len(queued)
+
+
+def perform_outboxed(outbox_id: int) -> None:
+    """The job of an outbox row: run it, then delete the row. Locked meanwhile (where the
+    database can): a second copy of the job, queued by the sweep, finds nothing to do."""
+    row = db.session.execute(
+        select(OutboxJob.name, OutboxJob.arguments)
+        .where(OutboxJob.id == outbox_id)
+        .with_for_update(skip_locked=True)
+    ).first()
+    if row is None:  # done already, or being done
+        db.session.rollback()
+        return
+    _call(row.name, json.loads(row.arguments))  # in its own app context and session
+    db.session.execute(
+        delete(OutboxJob)
+        .where(OutboxJob.id == outbox_id)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
 
 
 def run_here(name: str, kwargs: dict[str, Any]) -> None:
@@ -116,6 +235,11 @@ def perform(name: str, kwargs: dict[str, Any]) -> None:
         attempt = retries - left + 1 if left is not None else retries + 1
         _log_failure(name, exc, attempt, retries + 1)
         raise
+
+
+def in_worker() -> bool:
+    """Whether this code runs as a job of an RQ worker (not in the web process)."""
+    return get_current_job() is not None
 
 
 def earlier_attempt_died() -> bool:
@@ -161,12 +285,12 @@ def _log_failure(name: str, exc: BaseException, attempt: int, attempts: int) -> 
 
 
 def work(*, burst: bool = False, worker_class: type[Worker] = Worker) -> bool:
-    """Run an RQ worker on the ``eleva`` queue in this app (with its scheduler, which
-    puts retried jobs back on the queue when their wait is over)."""
+    """Run an RQ worker on ``QUEUES``, emails first, in this app (with its scheduler,
+    which puts retried jobs back on the queue when their wait is over)."""
     conn = connection()
     if conn is None:
         raise RuntimeError("REDIS_URL is not set: there is no queue to work on")
     # The worker blocks on Redis for new jobs: no socket timeout on its own connection.
     worker_conn = redis.Redis.from_url(current_app.config["REDIS_URL"])
-    worker = worker_class([queue(worker_conn)], connection=worker_conn)
+    worker = worker_class([queue(worker_conn, name) for name in QUEUES], connection=worker_conn)
     return worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")

@@ -107,8 +107,9 @@ def default_title(filename: str) -> str:
 
 def document_ready(document: Document) -> None:
     """Called once a document's bytes are stored, checked and committed (``ready``):
-    a document with text (PDF, text, Markdown, DOCX) gets its extraction job."""
-    if document.text_status == "pending" and document_text.start(document.id):
+    a document with text (PDF, text, Markdown, DOCX) gets its extraction job, or waits
+    for one of its owner's places in the queue (eleva.services.document_text)."""
+    if document.text_status == "pending" and document_text.queue_waiting(document.owner_id):
         db.session.refresh(document)  # extracted at once (development): answer what it is
 
 

@@ -41,10 +41,10 @@ def username_field(**kwargs: Any) -> Text:
     )
 
 
-def email_field(**kwargs: Any) -> Text:
+def email_field(*, metadata: dict[str, Any] | None = None, **kwargs: Any) -> Text:
     return Text(
         validate=[validate.Length(max=254), validate.Email()],
-        metadata={"format": "email", "example": "ada@example.com"},
+        metadata=metadata or {"format": "email", "example": "ada@example.com"},
         **kwargs,
     )
 
@@ -95,7 +95,24 @@ class UserUpdateSchema(UserBaseSchema):
         metadata={"example": "First programmer; notes on the Analytical Engine."},
     )
     username = username_field()
-    email = email_field()
+    email = email_field(
+        metadata={
+            "format": "email",
+            "example": "ada@example.com",
+            "description": "A new address needs current_password too.",
+        }
+    )
+    current_password = Text(
+        strip=False,
+        load_only=True,
+        metadata={
+            "format": "password",
+            "example": "Enigma-rotor-1943",
+            "description": "Your password: required when email changes (a field error when "
+            "missing or wrong; a wrong one counts against the account's login limit), "
+            "ignored otherwise.",
+        },
+    )
     privacy = ma.fields.Nested(PrivacySchema)
 
 
