@@ -228,6 +228,12 @@ class Config:
         # PUT /users/me/password and DELETE /users/me, per user (each costs a bcrypt check).
         self.RATELIMIT_PASSWORD_CHECK = env.get("RATELIMIT_PASSWORD_CHECK", "5 per 15 minutes")
         self.RATELIMIT_EMAIL_CHANGE = env.get("RATELIMIT_EMAIL_CHANGE", "10 per hour")
+        # Emails to one address the account has not verified (verification links, and
+        # notices and resets while unverified), whichever accounts ask: past it they are
+        # not sent (logged).
+        self.RATELIMIT_EMAIL_RECIPIENT = env.get("RATELIMIT_EMAIL_RECIPIENT", "5 per hour")
+        # Note creations and changes, per user.
+        self.RATELIMIT_NOTE_WRITE = env.get("RATELIMIT_NOTE_WRITE", "60 per minute")
         # Off: Flask-Limiter would put Retry-After (and X-RateLimit-*) on every response of
         # a limited route. The 429 sets its own Retry-After (eleva.http.ratelimit).
         self.RATELIMIT_HEADERS_ENABLED = False

@@ -17,7 +17,7 @@ from flask_migrate import Migrate
 from config import Config, load_config
 from eleva import auth, commands, documents, health, media, notes, search, subjects, users
 from eleva.core import passwords
-from eleva.data import jobs, mail
+from eleva.data import counters, jobs, mail
 from eleva.data.db import db, init_engines
 from eleva.data.storage import storage
 from eleva.http import auth as http_auth
@@ -67,6 +67,7 @@ def init_data(app: Flask) -> None:
     storage.init_app(app)
     mail.init_app(app)
     jobs.init_app(app)
+    counters.init_app(app)
 
 
 def init_http(app: Flask) -> None:

@@ -131,7 +131,7 @@ def upload_document(
     _check_size(size)
     kind = _detect(fileobj, name)
     if used + size > quota_bytes():  # early, before storing: the UPDATE below decides
-        raise _over_quota()
+        raise over_quota()
 
     key = document_key(owner_id)
     try:
@@ -192,7 +192,7 @@ def _unsupported() -> UnsupportedMediaType:
     )
 
 
-def _over_quota() -> PayloadTooLarge:
+def over_quota() -> PayloadTooLarge:
     return PayloadTooLarge(
         f"Your storage quota of {current_app.config['STORAGE_QUOTA_MB']} MB would be "
         "exceeded. Delete some documents first."
@@ -221,7 +221,7 @@ def _reserve(owner_id: int, size: int) -> None:
         .execution_options(synchronize_session=False)
     ).first()
     if reserved is None:
-        raise _over_quota()
+        raise over_quota()
 
 
 def _release(owner_id: int, size: int, count: int = 1) -> None:

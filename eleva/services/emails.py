@@ -11,6 +11,7 @@ only if the change does.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,7 +21,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from eleva.core.tokens import new_secret, secret_digest
-from eleva.data import jobs, mail
+from eleva.data import counters, jobs, mail
 from eleva.data.db import db
 from eleva.data.models import AccountToken, User, utcnow
 
@@ -60,6 +61,20 @@ def _human(delta: timedelta) -> str:
     return f"{hours // 24} days"
 
 
+def _send(template: str, to: str, *, verified: bool, **context: Any) -> None:
+    """Send ``template`` to ``to`` now, unless that address is one its account has not
+    verified and has had its RATELIMIT_EMAIL_RECIPIENT emails: then it is dropped (and
+    logged). Whoever asks (another account, many accounts), an address nobody proved
+    is theirs gets that many; its owner's own notices, once verified, are never capped.
+    """
+    if not verified:
+        key = hashlib.sha256(to.encode()).hexdigest()[:32]
+        if not counters.hit(current_app.config["RATELIMIT_EMAIL_RECIPIENT"], "recipient", key):
+            log.warning("%s email to an unverified address not sent: over its limit", template)
+            return
+    mail.send(template, to, **context)
+
+
 def _link(page: str, token: str | None = None) -> str:
     base = current_app.config["FRONTEND_URL"]
     return f"{base}/{page}?token={token}" if token else f"{base}/{page}"
@@ -91,9 +106,10 @@ def send_password_reset(email: str) -> None:
     if user is None:
         return  # the request answered the same: nothing to tell anyone
     token = new_link_token(user.id, RESET, user.email)
-    mail.send(
+    _send(
         "password_reset",
         user.email,
+        verified=user.email_verified,
         username=user.username,
         link=_link("reset-password", token),
         expires=_human(_lifetime(RESET)),
@@ -107,9 +123,10 @@ def send_email_verification(user_id: int, email: str) -> None:
     if user is None or not user.is_active or user.email != email or user.email_verified:
         return
     token = new_link_token(user.id, VERIFY, email)
-    mail.send(
+    _send(
         "email_verification",
         email,
+        verified=False,
         username=user.username,
         email=email,
         link=_link("verify-email", token),
@@ -157,7 +174,11 @@ def kept_for_another(email: str, user_id: int | None) -> bool:
 
 
 def notify_email_changed(
-    user_id: int, old_email: str, new_email: str, revert_token_id: int | None = None
+    user_id: int,
+    old_email: str,
+    new_email: str,
+    revert_token_id: int | None = None,
+    old_verified: bool = False,
 ) -> None:
     """Job: tell the previous address where the account's email went, with a link that
     brings it back ("this wasn't me") while its token lives."""
@@ -165,9 +186,10 @@ def notify_email_changed(
     if user is None:
         return
     revert = _rekey(revert_token_id) if revert_token_id is not None else None
-    mail.send(
+    _send(
         "email_changed",
         old_email,
+        verified=old_verified,
         username=user.username,
         new_email=mask_email(new_email),
         link=_link("reset-password"),
@@ -200,9 +222,10 @@ def notify_password_changed(user_id: int, reset: bool = False) -> None:
     user = db.session.get(User, user_id)
     if user is None or not user.is_active:
         return
-    mail.send(
+    _send(
         "password_changed",
         user.email,
+        verified=user.email_verified,
         username=user.username,
         reset=reset,
         link=_link("forgot-password"),

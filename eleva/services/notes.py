@@ -9,13 +9,14 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, true, update
 
 from eleva.core.errors import NotFound, ValidationFailed
 from eleva.core.markdown import excerpt
 from eleva.data.db import commit, db
 from eleva.data.fastread import FastRead
-from eleva.data.models import Note, Subject, utcnow
+from eleva.data.models import Note, Subject, User, utcnow
+from eleva.services import documents
 
 # Sort keys the API accepts, and what each orders by; id breaks ties so that pages never
 # overlap or skip rows. Titles sort without case, as subject names do.
@@ -115,8 +116,33 @@ def _owned_subject_exists(owner_id: int, subject_id: int) -> bool:
     return db.session.scalar(query) is not None
 
 
+def note_size(title: str, body: str) -> int:
+    """What a note counts in its owner's storage quota: title and body in UTF-8."""
+    return len(title.encode()) + len(body.encode())
+
+
+def _count_bytes(owner_id: int, delta: int) -> None:
+    """Add ``delta`` bytes to the owner's storage_used, in the caller's transaction. A
+    growth past the quota is refused (413), as a document's is: one conditional UPDATE,
+    so two writes at once that each fit but together do not cannot both pass."""
+    if delta == 0:
+        return
+    query = update(User).where(User.id == owner_id)
+    if delta > 0:
+        query = query.where(User.storage_used + delta <= documents.quota_bytes())
+    counted = db.session.execute(
+        query.values(storage_used=User.storage_used + delta)
+        .returning(User.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if counted is None:
+        db.session.rollback()
+        raise documents.over_quota()
+
+
 def create_note(owner_id: int, subject_id: int, data: dict[str, Any]) -> Note:
-    """A new note in the owner's subject (NotFound when it is not theirs)."""
+    """A new note in the owner's subject (NotFound when it is not theirs), counted in
+    their storage quota (413 past it)."""
     if not _owned_subject_exists(owner_id, subject_id):
         raise NotFound(NO_SUCH_SUBJECT)
     body = data.get("body", "")
@@ -126,7 +152,9 @@ def create_note(owner_id: int, subject_id: int, data: dict[str, Any]) -> Note:
         title=data["title"],
         body=body,
         excerpt=excerpt(body),
+        size=note_size(data["title"], body),
     )
+    _count_bytes(owner_id, note.size)
     db.session.add(note)
     commit()
     return note
@@ -156,6 +184,9 @@ def update_note(owner_id: int, note: Note, changes: dict[str, Any]) -> Note:
     if "body" in changes:
         note.body = changes["body"]
         note.excerpt = excerpt(note.body)
+    size = note_size(note.title, note.body)
+    _count_bytes(owner_id, size - note.size)  # 413 when a longer note passes the quota
+    note.size = size
     # Every accepted write is a new version, even one that changes no value: its ETag
     # must differ from the one the writer presented.
     note.updated_at = utcnow()
@@ -164,5 +195,17 @@ def update_note(owner_id: int, note: Note, changes: dict[str, Any]) -> Note:
 
 
 def delete_note(note: Note) -> None:
+    _count_bytes(note.owner_id, -note.size)
     db.session.delete(note)
     db.session.commit()
+
+
+def release_subject_notes(owner_id: int, subject_id: int) -> None:
+    """Before a subject is deleted (in its transaction): its notes' bytes leave the
+    owner's storage_used (the notes go with the subject, by cascade)."""
+    size = db.session.scalar(
+        select(func.coalesce(func.sum(Note.size), 0)).where(
+            Note.owner_id == owner_id, Note.subject_id == subject_id
+        )
+    )
+    _count_bytes(owner_id, -int(size or 0))

@@ -25,7 +25,7 @@ from eleva.core.errors import NotFound
 from eleva.data.db import commit, db
 from eleva.data.fastread import FastRead, FastWrite
 from eleva.data.models import Subject, User, utcnow
-from eleva.services import documents
+from eleva.services import documents, notes
 
 # Sort keys the API accepts, and what each orders by (given the subject columns, of the
 # table or of a subquery). id breaks ties so that pages never overlap or skip rows.
@@ -249,6 +249,7 @@ def delete_subject(subject: Subject) -> None:
     """Delete the subject with its notes and documents; the documents' stored files
     go after the commit, best effort (the storage sweep removes what is left)."""
     keys = documents.release_subject_documents(subject.owner_id, subject.id)
+    notes.release_subject_notes(subject.owner_id, subject.id)
     db.session.delete(subject)
     db.session.commit()
     for key in keys:

@@ -41,7 +41,7 @@ def update_profile(user_id: int, changes: dict[str, Any]) -> User:
     if "email" in changes:
         changes["email"] = auth.normalise_email(changes["email"])
     user = get_user(user_id, for_update=True)
-    old_email = user.email
+    old_email, old_verified = user.email, user.email_verified
     moved = "email" in changes and changes["email"] != old_email
     if moved:
         if current_password is None:
@@ -68,6 +68,7 @@ def update_profile(user_id: int, changes: dict[str, Any]) -> User:
             old_email=old_email,
             new_email=user.email,
             revert_token_id=revert_id,
+            old_verified=old_verified,
         )
     commit()
     jobs.dispatch()

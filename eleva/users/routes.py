@@ -220,7 +220,8 @@ class MyStorage(MethodView):
     @blp.login_required
     @blp.response(200, StorageUsageSchema)
     def get(self, me: CurrentUser):
-        """Your stored bytes (documents, uploads in progress included) and your quota."""
+        """Your stored bytes and your quota: documents (uploads in progress included)
+        and notes (title and body in UTF-8) count; past the quota, both are refused (413)."""
         return documents.storage_usage(me.id)
 
 

@@ -198,7 +198,10 @@ class PublicUserSchema(ResponseSchema):
 class StorageUsageSchema(ResponseSchema):
     used_bytes = ma.fields.Integer(
         required=True,
-        metadata={"description": "Bytes of your documents, uploads in progress included."},
+        metadata={
+            "description": "What counts in your quota: the bytes of your documents (uploads "
+            "in progress included) and of your notes (each note's title and body, UTF-8)."
+        },
     )
     quota_bytes = ma.fields.Integer(required=True, metadata={"description": "STORAGE_QUOTA_MB."})
     documents = ma.fields.Integer(required=True, metadata={"description": "How many documents."})
