@@ -71,6 +71,12 @@ def init_data(app: Flask) -> None:
 
 
 def init_http(app: Flask) -> None:
+    # Routing never redirects: werkzeug answers a URL missing a rule's trailing slash, or
+    # with doubled slashes, with a 308 whose body is HTML, which Flask sends as it is.
+    # Before any rule is added (each reads these when it is bound): /api/v1/subjects is
+    # /api/v1/subjects/, and a doubled slash is no route (a JSON 404).
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
     http_auth.init_app(app)
     limiter.init_app(app)
     app.config["API_SPEC_OPTIONS"] = {

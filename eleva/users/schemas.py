@@ -55,8 +55,9 @@ def password_field(*, metadata: dict[str, Any] | None = None, **kwargs: Any) -> 
         validate=validate.Length(min=8, max=128),
         load_only=True,
         metadata={
-            "description": "8 to 128 characters, any Unicode; not a common password, "
-            "not the username or email.",
+            "description": "8 to 128 characters, any Unicode; not one of the 20,000 most "
+            "common passwords, nor the username, the email or its local part (compared "
+            "without case, after NFKC): those are a field error (422).",
             "format": "password",
             "example": "Enigma-rotor-1943",
             **(metadata or {}),
@@ -121,7 +122,12 @@ class PasswordChangeSchema(ma.Schema):
         strip=False,
         required=True,
         load_only=True,
-        metadata={"format": "password", "example": "Enigma-rotor-1943"},
+        metadata={
+            "format": "password",
+            "example": "Enigma-rotor-1943",
+            "description": "Your password: any other string is a field error (422), and "
+            "counts against the account's login limit.",
+        },
     )
     new_password = password_field(required=True, metadata={"example": "Bombe-at-Bletchley-1940"})
 
@@ -131,7 +137,12 @@ class PasswordConfirmSchema(ma.Schema):
         strip=False,
         required=True,
         load_only=True,
-        metadata={"format": "password", "example": "Enigma-rotor-1943"},
+        metadata={
+            "format": "password",
+            "example": "Enigma-rotor-1943",
+            "description": "Your password: any other string is a field error (422), and "
+            "counts against the account's login limit.",
+        },
     )
 
 
