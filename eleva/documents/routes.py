@@ -79,7 +79,11 @@ class SubjectDocuments(MethodView):
 
         Its type is judged by content (415 otherwise). 413 when the file is larger than
         DOCUMENT_MAX_MB or would pass your storage quota (the message says "quota").
-        The file is streamed to storage, never held whole in memory.
+        The file is streamed to storage, never held whole in memory. Uploads and direct
+        starts share one limit per user (RATELIMIT_UPLOAD). A PDF, text, Markdown or DOCX
+        answers ``text_status`` ``pending``: a background job extracts its text for
+        search. At most TEXT_EXTRACTION_QUEUED of your documents are in its queue at a
+        time; the others wait their turn, still pending, and are read in upload order.
         """
         upload = files["file"]
         document = documents.upload_document(

@@ -9,9 +9,10 @@ import marshmallow as ma
 
 from eleva.core.text import WHITESPACE
 
-# What no text field takes: NUL (PostgreSQL refuses it), and STX and ETX, the in-band marks
-# of text-search highlighting (ts_headline's StartSel/StopSel, as Eléva's search once
-# used): a text holding them could pass for highlighted wherever such marks are read.
+# What no text field takes: NUL (PostgreSQL refuses it), and STX and ETX, the usual in-band
+# marks of text-search highlighting (PostgreSQL's ts_headline StartSel/StopSel): stored,
+# they would forge highlights wherever such marks are read. (Eléva's own snippets are
+# built without marks: eleva.core.search.)
 REFUSED_CHARACTERS = "\x00\x02\x03"
 _REFUSED = r"\u0000\u0002\u0003"
 # Documented on Text fields without a pattern of their own (see eleva.api).

@@ -178,15 +178,15 @@ def update_note(owner_id: int, note: Note, changes: dict[str, Any]) -> Note:
     subject_id = changes.get("subject_id", note.subject_id)
     if subject_id != note.subject_id and not _owned_subject_exists(owner_id, subject_id):
         raise ValidationFailed.field("subject_id", "No such subject among yours.")
+    title, body = changes.get("title", note.title), changes.get("body", note.body)
+    size = note_size(title, body)
+    # Before the note changes (whose flush would come first): 413 past the quota.
+    _count_bytes(owner_id, size - note.size)
     note.subject_id = subject_id
-    if "title" in changes:
-        note.title = changes["title"]
+    note.title, note.size = title, size
     if "body" in changes:
-        note.body = changes["body"]
-        note.excerpt = excerpt(note.body)
-    size = note_size(note.title, note.body)
-    _count_bytes(owner_id, size - note.size)  # 413 when a longer note passes the quota
-    note.size = size
+        note.body = body
+        note.excerpt = excerpt(body)
     # Every accepted write is a new version, even one that changes no value: its ETag
     # must differ from the one the writer presented.
     note.updated_at = utcnow()
@@ -202,10 +202,15 @@ def delete_note(note: Note) -> None:
 
 def release_subject_notes(owner_id: int, subject_id: int) -> None:
     """Before a subject is deleted (in its transaction): its notes' bytes leave the
-    owner's storage_used (the notes go with the subject, by cascade)."""
-    size = db.session.scalar(
-        select(func.coalesce(func.sum(Note.size), 0)).where(
-            Note.owner_id == owner_id, Note.subject_id == subject_id
-        )
+    owner's storage_used (the notes go with the subject, by cascade). One statement."""
+    notes_size = (
+        select(func.coalesce(func.sum(Note.size), 0))
+        .where(Note.owner_id == owner_id, Note.subject_id == subject_id)
+        .scalar_subquery()
     )
-    _count_bytes(owner_id, -int(size or 0))
+    db.session.execute(
+        update(User)
+        .where(User.id == owner_id)
+        .values(storage_used=User.storage_used - notes_size)
+        .execution_options(synchronize_session=False)
+    )
