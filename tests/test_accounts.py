@@ -627,3 +627,17 @@ def test_an_outbox_job_queued_twice_runs_once(app, user):
         jobs.perform_outboxed(outbox_id)
         jobs.perform_outboxed(outbox_id)  # a second copy, as the sweep may queue
         assert len(mail.outbox()) == sent + 1
+
+
+def test_the_sweep_gives_up_on_a_job_not_done_in_a_week(app, user, caplog):
+    from eleva.data import jobs
+    from eleva.data.models import OutboxJob
+    from eleva.services import emails
+
+    with app.app_context():
+        jobs.outbox(emails.notify_password_changed, user_id=user.id)
+        db.session.execute(update(OutboxJob).values(created_at=utcnow() - timedelta(days=8)))
+        db.session.commit()
+        assert jobs.sweep_outbox() == 0
+    assert outbox_rows(app) == []
+    assert "given up" in caplog.text

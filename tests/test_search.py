@@ -252,10 +252,23 @@ def upload_text(client, account, subject_id, content: bytes, name: str) -> dict:
     return response.json
 
 
+def _clock(pid: int):
+    """The CPU time of the PostgreSQL backend ``pid`` in seconds, when the server runs on
+    this machine (what the database spends, whatever else the machine is doing); else
+    the wall clock."""
+    import time
+    from pathlib import Path
+
+    schedstat = Path(f"/proc/{pid}/schedstat")
+    try:
+        int(schedstat.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter
+    return lambda: int(schedstat.read_text().split()[0]) / 1e9
+
+
 @requires_postgres
 def test_indexing_any_text_of_100_000_characters_takes_at_most_50_ms(app, client, user):
-    import time
-
     from sqlalchemy import text
 
     from eleva.data.db import db
@@ -270,18 +283,20 @@ def test_indexing_any_text_of_100_000_characters_takes_at_most_50_ms(app, client
         ("UPDATE documents SET extracted_text = :text WHERE id = :id", document["id"]),
     ]
     slowest = {}
-    with app.app_context():
+    with app.app_context(), db.engine.connect() as conn:  # one connection: one backend
+        clock = _clock(conn.scalar(text("SELECT pg_backend_pid()")))
+        conn.rollback()
         for pattern in PATHOLOGICAL:
             body = (pattern * (LONG // len(pattern) + 1))[:LONG]
             for sql, row_id in writes:
                 timings = []
                 for _ in range(3):
-                    db.session.execute(text("SET LOCAL statement_timeout = '2s'"))
-                    started = time.perf_counter()
-                    db.session.execute(text(sql), {"text": body, "id": row_id})
-                    timings.append(time.perf_counter() - started)
-                    db.session.rollback()
-                slowest[(pattern, sql.split()[1])] = min(timings)
+                    conn.execute(text("SET LOCAL statement_timeout = '2s'"))
+                    started = clock()
+                    conn.execute(text(sql), {"text": body, "id": row_id})
+                    timings.append(clock() - started)
+                    conn.rollback()
+                slowest[(pattern, sql.split()[1])] = round(min(timings), 4)
     assert max(slowest.values()) <= 0.050, slowest
 
 

@@ -120,6 +120,8 @@ _OUTBOX_KEY = "eleva.outbox"  # the session's outbox rows, until dispatch()
 # failing: the sweep queues both again.
 OUTBOX_LEFT_BEHIND = timedelta(seconds=30)
 OUTBOX_LOST = timedelta(hours=1)
+# A job still not done this long after its change is given up (logged as an error).
+OUTBOX_GIVE_UP = timedelta(days=7)
 
 
 def outbox(func: Callable[..., Any], /, *, queue_name: str = EMAIL_QUEUE, **kwargs: Any) -> None:
@@ -143,8 +145,17 @@ def dispatch() -> None:
 
 def sweep_outbox(now: datetime | None = None) -> int:
     """Queue again the outbox jobs left behind or lost (``OUTBOX_LEFT_BEHIND``,
-    ``OUTBOX_LOST``); how many."""
+    ``OUTBOX_LOST``); how many. Those older than ``OUTBOX_GIVE_UP`` are dropped."""
     now = now or utcnow()
+    given_up = db.session.execute(
+        delete(OutboxJob)
+        .where(OutboxJob.created_at < now - OUTBOX_GIVE_UP)
+        .returning(OutboxJob.name)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.commit()
+    for (name,) in given_up:
+        log.error("outbox job %s given up: not done within %s", name, OUTBOX_GIVE_UP)
     rows = db.session.execute(
         select(OutboxJob.id, OutboxJob.queue)
         .where(
