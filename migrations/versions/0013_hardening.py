@@ -18,6 +18,8 @@ Create Date: 2026-12-10
 - notes.size: the UTF-8 bytes of title and body, which users.storage_used now counts.
 - documents.text_queued_at: when the text extraction was queued (NULL: waiting for one
   of the owner's places in the queue); documents pending now count as queued.
+- notes.excerpt: made again where it holds a "<" (an excerpt could turn escaped text back
+  into a tag), by eleva.core.markdown.excerpt, the rule the app writes them with.
 
 The expressions are frozen copies of eleva.data.models at this revision.
 """
@@ -114,6 +116,8 @@ def upgrade() -> None:
         "WHERE EXISTS (SELECT 1 FROM notes WHERE notes.owner_id = users.id)"
     )
 
+    _refresh_excerpts()
+
     op.add_column(
         "documents", sa.Column("text_queued_at", sa.DateTime(timezone=True), nullable=True)
     )
@@ -136,6 +140,18 @@ def downgrade() -> None:
     _token_purposes("'reset', 'verify'")
     if postgres:
         _rebuild_vectors(linear=False)
+
+
+def _refresh_excerpts() -> None:
+    from eleva.core.markdown import excerpt
+
+    conn = op.get_bind()
+    rows = conn.execute(
+        sa.text("SELECT id, body FROM notes WHERE excerpt LIKE :tag"), {"tag": "%<%"}
+    ).all()
+    fresh = [{"id": row.id, "excerpt": excerpt(row.body)} for row in rows]
+    if fresh:
+        conn.execute(sa.text("UPDATE notes SET excerpt = :excerpt WHERE id = :id"), fresh)
 
 
 def _token_purposes(purposes: str) -> None:
