@@ -215,9 +215,7 @@ class Config:
         # The API's public origin, for the URLs it hands out (pictures under /media/):
         # never a client's Host header. Unset: the request's own host in development,
         # URLs relative to the API's origin in production.
-        self.PUBLIC_BASE_URL = self._check(
-            None, public_base_url, env.get("PUBLIC_BASE_URL", "")
-        )
+        self.PUBLIC_BASE_URL = self._check(None, public_base_url, env.get("PUBLIC_BASE_URL", ""))
         self.HSTS_ENABLED = self.ENV_NAME == "production"
 
         # Storage ----------------------------------------------------------------------
@@ -241,7 +239,9 @@ class Config:
         self.DOWNLOAD_URL_SECONDS = self._int(env, "DOWNLOAD_URL_SECONDS", 300, minimum=1)
 
         # Rate limits ------------------------------------------------------------------
-        self.RATELIMIT_ENABLED = self._bool(env, "RATELIMIT_ENABLED", self.RATELIMIT_DEFAULT_ENABLED)
+        self.RATELIMIT_ENABLED = self._bool(
+            env, "RATELIMIT_ENABLED", self.RATELIMIT_DEFAULT_ENABLED
+        )
         # REDIS_URL (the job queue's) is the counters' default store; production refuses
         # memory:// unless it was asked for (ProductionConfig.validate).
         self.REDIS_URL = env.get("REDIS_URL", "").strip() or None
@@ -274,6 +274,9 @@ class Config:
         )
         self.PASSWORD_RESET_MINUTES = self._int(env, "PASSWORD_RESET_MINUTES", 30, minimum=1)
         self.EMAIL_VERIFY_HOURS = self._int(env, "EMAIL_VERIFY_HOURS", 48, minimum=1)
+        # How long the "this wasn't me" link of an email-change notice works (and the old
+        # address stays kept for the account).
+        self.EMAIL_REVERT_DAYS = self._int(env, "EMAIL_REVERT_DAYS", 7, minimum=1)
         self.REFRESH_REUSE_GRACE_SECONDS = self._int(env, "REFRESH_REUSE_GRACE_SECONDS", 10)
         samesite = env.get("REFRESH_COOKIE_SAMESITE", "").strip().capitalize() or "Strict"
         if samesite not in ("Strict", "Lax", "None"):
@@ -318,16 +321,24 @@ class Config:
         # A document's text extraction stops reading after this long (then ``failed``);
         # the worker kills a job still running TEXT_EXTRACTION_SECONDS + 30 s later.
         self.TEXT_EXTRACTION_SECONDS = self._int(env, "TEXT_EXTRACTION_SECONDS", 30, minimum=1)
+        # How many of one user's documents may be in the extraction queue at a time; the
+        # others wait, pending, and each extraction that ends queues its owner's next.
+        self.TEXT_EXTRACTION_QUEUED = self._int(env, "TEXT_EXTRACTION_QUEUED", 3, minimum=1)
+        # How much the worker's job process may grow (address space) while it reads a
+        # file; past that an allocation fails and the text is failed.
+        self.TEXT_EXTRACTION_MEMORY_MB = self._int(
+            env, "TEXT_EXTRACTION_MEMORY_MB", 200, minimum=16
+        )
 
         # Privacy: exports of one's data and erasure of one's account ---------------------
         # One export per EXPORT_INTERVAL_HOURS (0: no limit), counted from the last request
         # that did not fail; an archive is deleted EXPORT_KEEP_DAYS after it is ready.
-        self.EXPORT_INTERVAL_HOURS = _int(env, "EXPORT_INTERVAL_HOURS", 24)
-        self.EXPORT_KEEP_DAYS = _int(env, "EXPORT_KEEP_DAYS", 7, minimum=1)
+        self.EXPORT_INTERVAL_HOURS = self._int(env, "EXPORT_INTERVAL_HOURS", 24)
+        self.EXPORT_KEEP_DAYS = self._int(env, "EXPORT_KEEP_DAYS", 7, minimum=1)
         # The worker stops an attempt at building an archive after this many seconds.
-        self.EXPORT_JOB_TIMEOUT = _int(env, "EXPORT_JOB_TIMEOUT", 1800, minimum=1)
+        self.EXPORT_JOB_TIMEOUT = self._int(env, "EXPORT_JOB_TIMEOUT", 1800, minimum=1)
         # Days between an erasure request and the erasure (0: the next `erase-due`).
-        self.ERASURE_GRACE_DAYS = _int(env, "ERASURE_GRACE_DAYS", 30)
+        self.ERASURE_GRACE_DAYS = self._int(env, "ERASURE_GRACE_DAYS", 30)
 
         # OpenAPI (flask-smorest) ------------------------------------------------------
         self.API_TITLE = "Eléva API"
@@ -380,6 +391,12 @@ class Config:
         "RATELIMIT_VERIFY_RESEND": "3 per hour",
         "RATELIMIT_PASSWORD_CHECK": "5 per 15 minutes",
         "RATELIMIT_EMAIL_CHANGE": "10 per hour",
+        # Emails to one address the account has not verified (verification links, and
+        # notices and resets while unverified), whichever accounts ask: past it they are
+        # not sent (logged).
+        "RATELIMIT_EMAIL_RECIPIENT": "5 per hour",
+        # Note creations and changes, per user.
+        "RATELIMIT_NOTE_WRITE": "60 per minute",
     }
     MAIL_BACKEND_DEFAULT = "console"  # development: each email printed to the log
 
@@ -437,6 +454,8 @@ class DevelopmentConfig(Config):
         "RATELIMIT_VERIFY_RESEND": "30 per hour",
         "RATELIMIT_PASSWORD_CHECK": "50 per 15 minutes",
         "RATELIMIT_EMAIL_CHANGE": "100 per hour",
+        "RATELIMIT_EMAIL_RECIPIENT": "50 per hour",
+        "RATELIMIT_NOTE_WRITE": "600 per minute",
     }
 
 

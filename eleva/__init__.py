@@ -28,7 +28,7 @@ from eleva import (
     users,
 )
 from eleva.core import passwords
-from eleva.data import jobs, mail, metrics, migrations
+from eleva.data import counters, jobs, mail, metrics, migrations
 from eleva.data.db import db, init_engines
 from eleva.data.storage import storage
 from eleva.http import auth as http_auth
@@ -86,9 +86,16 @@ def init_data(app: Flask) -> None:
     storage.init_app(app)
     mail.init_app(app)
     jobs.init_app(app)
+    counters.init_app(app)
 
 
 def init_http(app: Flask) -> None:
+    # Routing never redirects: werkzeug answers a URL missing a rule's trailing slash, or
+    # with doubled slashes, with a 308 whose body is HTML, which Flask sends as it is.
+    # Before any rule is added (each reads these when it is bound): /api/v1/subjects is
+    # /api/v1/subjects/, and a doubled slash is no route (a JSON 404).
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
     http_auth.init_app(app)
     limiter.init_app(app)
     app.config["API_SPEC_OPTIONS"] = {

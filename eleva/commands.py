@@ -192,7 +192,9 @@ def _seed_demo_material(user_id: int) -> None:
         added = 0
         for subject_name, items in DEMO_NOTES.items():
             for title, body in items:
-                notes.create_note(user_id, subject_ids[subject_name], {"title": title, "body": body})
+                notes.create_note(
+                    user_id, subject_ids[subject_name], {"title": title, "body": body}
+                )
                 added += 1
         click.echo(f"Demo notes: {added} added.")
     if db.session.scalar(
@@ -567,20 +569,35 @@ jobs_cli = AppGroup("jobs", help="Background jobs (RQ on REDIS_URL).")
 
 
 @jobs_cli.command("worker")
-@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 def jobs_worker(burst: bool) -> None:
-    """Run a worker on the job queue (the Procfile's worker: process)."""
+    """Run a worker on the job queues, emails first (the Procfile's worker: process).
+
+    It first queues what the outbox still holds (``flask jobs sweep``)."""
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set: jobs run in the web process")
-    # The hourly erasure of what is due: each run schedules the next.
-    jobs.work(burst=burst, once_connected=None if burst else erasure.schedule_next_run)
+
+    def once_connected() -> None:
+        jobs.sweep_outbox()  # what a queue down earlier left behind
+        if not burst:  # the hourly erasure of what is due: each run schedules the next
+            erasure.schedule_next_run()
+
+    jobs.work(burst=burst, once_connected=once_connected)
+
+
+@jobs_cli.command("sweep")
+def jobs_sweep() -> None:
+    """Queue the outbox's jobs that never reached the queue (it was down when their
+    change committed) or were lost from it. Cron it every few minutes."""
+    count = jobs.sweep_outbox()
+    click.echo(f"Queued {count} job(s) from the outbox.")
 
 
 @jobs_cli.command("extract-text")
 def jobs_extract_text() -> None:
-    """Queue the text extraction of every document whose text is still pending (after
-    the queue was down at upload time, or after a deploy lost queued jobs)."""
-    pending = document_text.pending_documents()
-    for document_id in pending:
-        document_text.start(document_id)
-    click.echo(f"Queued the text extraction of {len(pending)} document(s).")
+    """Queue the text extraction of documents whose text is still pending: those
+    waiting (the queue was down at upload time) and those queued over an hour ago and
+    never run (a deploy lost them), at most TEXT_EXTRACTION_QUEUED per user at a time;
+    each extraction that ends queues its owner's next."""
+    pending = document_text.queue_all_waiting()
+    click.echo(f"{pending} document(s) have their text pending: queued, or waiting their turn.")

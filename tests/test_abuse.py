@@ -186,19 +186,32 @@ def test_wrong_passwords_at_me_count_against_the_accounts_login_limit(client, us
 
 @pytest.mark.config(**LIMITS, RATELIMIT_EMAIL_CHANGE="2 per minute")
 def test_email_changes_are_limited_per_user(client, user, other):
-    taken = client.patch(ME, json={"email": other.email}, headers=user.headers)
+    taken = client.patch(
+        ME, json={"email": other.email, "current_password": PASSWORD}, headers=user.headers
+    )
     assert_error_shape(taken, 409)
     assert (
-        client.patch(ME, json={"email": "ada2@example.com"}, headers=user.headers).status_code
+        client.patch(
+            ME,
+            json={"email": "ada2@example.com", "current_password": PASSWORD},
+            headers=user.headers,
+        ).status_code
         == 200
     )
-    limited = client.patch(ME, json={"email": "ada3@example.com"}, headers=user.headers)
+    limited = client.patch(
+        ME, json={"email": "ada3@example.com", "current_password": PASSWORD}, headers=user.headers
+    )
     assert_error_shape(limited, 429)
     assert limited.headers["Retry-After"]
     # Other changes are not counted, and other users have their own counter.
     assert client.patch(ME, json={"full_name": "Ada"}, headers=user.headers).status_code == 200
     assert (
-        client.patch(ME, json={"email": "g2@example.com"}, headers=other.headers).status_code == 200
+        client.patch(
+            ME,
+            json={"email": "g2@example.com", "current_password": PASSWORD},
+            headers=other.headers,
+        ).status_code
+        == 200
     )
 
 
@@ -565,3 +578,64 @@ def test_every_request_body_has_a_complete_example_the_api_accepts(client):
     # new password, so its example is checked for shape only (422 names the password).
     logout = bodies[("post", "/api/v1/auth/logout")]
     assert client.post("/api/v1/auth/logout", json=logout, headers=headers).status_code == 204
+
+
+# -- issue 32: limits keyed on what an attacker cannot vary ---------------------------------
+
+REFRESH = "/api/v1/auth/refresh"
+
+
+@pytest.mark.config(**LIMITS, RATELIMIT_REFRESH="3 per minute")
+def test_the_refresh_limit_counts_a_session_however_its_header_is_spelled(client, auth, user):
+    token = user.refresh_token
+    spellings = [f"Bearer {token}", f"bearer {token}", f"BEARER  {token}"]
+    for header in spellings:  # the first rotates; the others are within the grace period
+        assert client.post(REFRESH, headers={"Authorization": header}).status_code == 200
+    for header in (f"bEaReR {token}", f" Bearer {token} "):
+        assert_error_shape(client.post(REFRESH, headers={"Authorization": header}), 429)
+    # The session's newest refresh token shares its budget; another session has its own.
+    latest = client.post(LOGIN, json={"login": "ada", "password": PASSWORD}).json
+    second = {"Authorization": f"Bearer {latest['refresh_token']}"}
+    assert client.post(REFRESH, headers=second).status_code == 200
+
+
+@pytest.mark.config(
+    **LIMITS, RATELIMIT_EMAIL_RECIPIENT="2 per hour", RATELIMIT_EMAIL_CHANGE="99 per hour"
+)
+def test_emails_to_an_unverified_address_are_capped_whoever_asks(app, client, auth, user):
+    from eleva.data import mail
+
+    def to_victim() -> int:
+        with app.app_context():
+            return len([m for m in mail.outbox() if m.to == ["victim@example.org"]])
+
+    def change(email: str) -> None:
+        body = {"email": email, "current_password": PASSWORD}
+        assert client.patch(ME, json=body, headers=user.headers).status_code == 200
+
+    change("victim@example.org")  # a verification link to it
+    change("ada.two@example.com")  # a notice to it (the account never verified it)
+    change("victim@example.org")  # a third email: over the cap, not sent
+    assert to_victim() == 2
+    # Per recipient: the account's other address is not affected.
+    change("ada.three@example.com")
+    with app.app_context():
+        assert [m for m in mail.outbox() if m.to == ["ada.three@example.com"]]
+
+
+@pytest.mark.config(**LIMITS, RATELIMIT_EMAIL_RECIPIENT="1 per hour")
+def test_security_notices_to_a_verified_address_are_never_capped(app, client, user):
+    from eleva.data import mail
+    from eleva.services import emails
+
+    with app.app_context():
+        token = emails.new_link_token(user.id, emails.VERIFY, user.email)
+    assert client.post("/api/v1/auth/email/verify", json={"token": token}).status_code == 204
+    for n in range(3):
+        new = f"passphrase number {n} here"
+        body = {"current_password": PASSWORD if n == 0 else f"passphrase number {n - 1} here"}
+        body["new_password"] = new
+        assert client.put(ME + "/password", json=body, headers=user.headers).status_code == 204
+    with app.app_context():
+        notices = [m for m in mail.outbox() if "password was changed" in m.subject]
+    assert len(notices) == 3

@@ -294,7 +294,11 @@ def test_registration_sends_a_verification_email(app, client, user):
 
 def test_a_verification_token_is_bound_to_its_address(app, client, user):
     token = verification_token(app, user.email)
-    response = client.patch(ME, json={"email": "ada.new@example.com"}, headers=user.headers)
+    response = client.patch(
+        ME,
+        json={"email": "ada.new@example.com", "current_password": PASSWORD},
+        headers=user.headers,
+    )
     assert response.status_code == 200
     body = assert_error_shape(client.post(VERIFY, json={"token": token}), 422)
     assert "token" in body["errors"]["json"]
@@ -347,7 +351,11 @@ def test_resend_is_limited_per_user(client, user, other):
 
 def test_an_email_change_is_effective_at_once_and_tells_both_addresses(app, client, user):
     client.post(VERIFY, json={"token": verification_token(app, user.email)})
-    response = client.patch(ME, json={"email": "Ada.New@Example.com"}, headers=user.headers)
+    response = client.patch(
+        ME,
+        json={"email": "Ada.New@Example.com", "current_password": PASSWORD},
+        headers=user.headers,
+    )
     assert response.status_code == 200
     assert response.json["email"] == "ada.new@example.com"
     assert response.json["email_verified"] is False
@@ -363,7 +371,9 @@ def test_an_email_change_is_effective_at_once_and_tells_both_addresses(app, clie
 def test_patching_the_same_email_changes_nothing(app, client, user):
     client.post(VERIFY, json={"token": verification_token(app, user.email)})
     sent = len(outbox(app))
-    response = client.patch(ME, json={"email": "ADA@example.com"}, headers=user.headers)
+    response = client.patch(
+        ME, json={"email": "ADA@example.com", "current_password": PASSWORD}, headers=user.headers
+    )
     assert response.json["email_verified"] is True
     assert len(outbox(app)) == sent
 
@@ -371,7 +381,10 @@ def test_patching_the_same_email_changes_nothing(app, client, user):
 def test_an_email_change_to_a_taken_address_is_409_and_sends_nothing(app, client, user, other):
     sent = len(outbox(app))
     body = assert_error_shape(
-        client.patch(ME, json={"email": other.email}, headers=user.headers), 409
+        client.patch(
+            ME, json={"email": other.email, "current_password": PASSWORD}, headers=user.headers
+        ),
+        409,
     )
     assert "email" in body["errors"]["json"]
     assert len(outbox(app)) == sent
@@ -380,10 +393,19 @@ def test_an_email_change_to_a_taken_address_is_409_and_sends_nothing(app, client
 @pytest.mark.config(RATELIMIT_ENABLED=True, RATELIMIT_EMAIL_CHANGE="2 per hour")
 def test_email_changes_are_limited_per_user_other_edits_are_not(client, user):
     for n in range(2):
-        response = client.patch(ME, json={"email": f"ada{n}@example.com"}, headers=user.headers)
+        response = client.patch(
+            ME,
+            json={"email": f"ada{n}@example.com", "current_password": PASSWORD},
+            headers=user.headers,
+        )
         assert response.status_code == 200
     assert_error_shape(
-        client.patch(ME, json={"email": "ada9@example.com"}, headers=user.headers), 429
+        client.patch(
+            ME,
+            json={"email": "ada9@example.com", "current_password": PASSWORD},
+            headers=user.headers,
+        ),
+        429,
     )
     assert client.patch(ME, json={"bio": "still fine"}, headers=user.headers).status_code == 200
 
@@ -404,3 +426,218 @@ def test_sessions_prune_deletes_expired_link_tokens(app, client, runner, user):
     with app.app_context():
         left = db.session.scalars(select(AccountToken.digest)).all()
     assert left == [secret_digest(live)]
+
+
+# -- issue 32: an email change needs the password, voids reset links, and can be undone ---
+
+REVERT = "/api/v1/auth/email/revert"
+NEW = "ada.new@example.com"
+
+
+def change_email(client, account, email=NEW, password=PASSWORD):
+    return client.patch(
+        ME, json={"email": email, "current_password": password}, headers=account.headers
+    )
+
+
+def revert_token(app, old_email: str) -> str:
+    (notice,) = [m for m in outbox(app, old_email) if "was changed" in m.subject][-1:]
+    return link_token(notice, "revert-email")
+
+
+@pytest.mark.parametrize("password", [None, "not-the-password"])
+def test_an_email_change_needs_the_current_password(app, client, user, password):
+    body = {"email": NEW} if password is None else {"email": NEW, "current_password": password}
+    sent = len(outbox(app))
+    response = client.patch(ME, json=body, headers=user.headers)
+    assert list(assert_error_shape(response, 422)["errors"]["json"]) == ["current_password"]
+    assert client.get(ME, headers=user.headers).json["email"] == user.email
+    assert len(outbox(app)) == sent
+
+
+def test_other_changes_need_no_password(client, user):
+    response = client.patch(ME, json={"bio": "hi", "email": user.email}, headers=user.headers)
+    assert response.status_code == 200, response.json
+
+
+@pytest.mark.config(
+    RATELIMIT_ENABLED=True, RATELIMIT_LOGIN="3 per minute", RATELIMIT_EMAIL_CHANGE="99 per hour"
+)
+def test_email_changes_count_against_the_accounts_login_limit(client, auth, user):
+    # The user fixture's login was one attempt on the account's counter.
+    for _ in range(2):
+        assert change_email(client, user, password="not-the-password").status_code == 422
+    assert_error_shape(auth.login("ada"), 429)
+    assert_error_shape(change_email(client, user), 429)
+
+
+def test_an_email_change_voids_the_reset_links_sent_to_the_old_address(app, client, user):
+    token = reset_token(app, client, user.email)
+    assert change_email(client, user).status_code == 200
+    response = client.post(RESET, json={"token": token, "new_password": NEW_PASSWORD})
+    assert "token" in assert_error_shape(response, 422)["errors"]["json"]
+
+
+def test_a_reset_token_for_an_address_that_is_not_the_accounts_is_refused(app, client, user):
+    from eleva.services import emails
+
+    with app.app_context():  # e.g. issued for the address the account had before
+        token = emails.new_link_token(user.id, emails.RESET, "ada.old@example.com")
+    response = client.post(RESET, json={"token": token, "new_password": NEW_PASSWORD})
+    assert "token" in assert_error_shape(response, 422)["errors"]["json"]
+    assert client.get(ME, headers=user.headers).status_code == 200  # nothing happened
+
+
+def test_the_notice_to_the_old_address_brings_it_back(app, client, auth, user):
+    client.post(VERIFY, json={"token": verification_token(app, user.email)})
+    assert change_email(client, user).status_code == 200
+    token = revert_token(app, user.email)
+    (notice,) = [m for m in outbox(app, user.email) if "was changed" in m.subject]
+    assert "7 days" in notice.body
+    with app.app_context():  # stored only as its hash
+        digests = db.session.scalars(select(AccountToken.digest)).all()
+    assert secret_digest(token) in digests and all(token not in d for d in digests)
+    # Whoever changed the address asks for a reset link to the new one ...
+    stolen = reset_token(app, client, NEW)
+    assert client.post(REVERT, json={"token": token}).status_code == 204
+    # ... which is dead now, as is every session; the old address is back, verified.
+    response = client.post(RESET, json={"token": stolen, "new_password": NEW_PASSWORD})
+    assert_error_shape(response, 422)
+    assert_error_shape(client.get(ME, headers=user.headers), 401)
+    assert_error_shape(client.post("/api/v1/auth/refresh", headers=user.refresh_headers), 401)
+    fresh = auth.login(user.email)
+    assert fresh.status_code == 200
+    me = client.get(ME, headers={"Authorization": f"Bearer {fresh.json['access_token']}"}).json
+    assert (me["email"], me["email_verified"]) == (user.email, True)
+    assert auth.login(NEW).status_code == 401
+    # Single use.
+    again = client.post(REVERT, json={"token": token})
+    assert "token" in assert_error_shape(again, 422)["errors"]["json"]
+
+
+@pytest.mark.parametrize(
+    "token", ["", "x" * 43, "Xq3vN0bYfH2kLr8sT1uW5zA7cE9gJ4mP6oR2tV8yB0d", "short", None]
+)
+def test_revert_refuses_tokens_that_are_not_live(client, token):
+    body = assert_error_shape(client.post(REVERT, json={"token": token}), 422)
+    assert list(body["errors"]["json"]) == ["token"]
+
+
+def test_a_revert_link_expires_after_email_revert_days(app, client, user):
+    assert change_email(client, user).status_code == 200
+    token = revert_token(app, user.email)
+    with app.app_context():
+        db.session.execute(
+            update(AccountToken)
+            .where(AccountToken.digest == secret_digest(token))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+    assert_error_shape(client.post(REVERT, json={"token": token}), 422)
+
+
+def test_the_old_address_stays_the_accounts_while_its_revert_link_lives(
+    app, client, auth, user, other
+):
+    assert change_email(client, user).status_code == 200
+    # Nobody may take it meanwhile: the revert would have nowhere to go.
+    assert_error_shape(auth.register("mallory", email=user.email), 409)
+    assert_error_shape(change_email(client, other, email=user.email), 409)
+    # The account itself may take it back the ordinary way.
+    assert change_email(client, user, email=user.email).status_code == 200
+
+
+def test_undoing_a_chain_of_changes_kills_the_later_links(app, client, user):
+    assert change_email(client, user).status_code == 200
+    first = revert_token(app, user.email)
+    assert change_email(client, user, email="ada.third@example.com").status_code == 200
+    second = revert_token(app, NEW)
+    assert client.post(REVERT, json={"token": first}).status_code == 204
+    assert_error_shape(client.post(REVERT, json={"token": second}), 422)
+
+
+# -- issue 32: the "password changed" email is not lost when the queue is down ------------
+
+DEAD_REDIS = "redis://127.0.0.1:1/0"
+
+
+def outbox_rows(app) -> list:
+    from eleva.data.models import OutboxJob
+
+    with app.app_context():
+        rows = db.session.execute(select(OutboxJob.name, OutboxJob.queued_at)).all()
+        db.session.rollback()
+    return rows
+
+
+@pytest.mark.config(REDIS_URL=DEAD_REDIS)
+def test_a_reset_while_the_queue_is_down_is_made_and_its_email_follows(
+    app, client, auth, runner, user, redis_url
+):
+    from rq import SimpleWorker
+
+    from eleva.data import jobs
+    from eleva.data.models import OutboxJob
+    from eleva.services import emails
+
+    with app.app_context():  # as the reset email's job would (forgot needs the queue)
+        token = emails.new_link_token(user.id, emails.RESET, user.email)
+    response = client.post(RESET, json={"token": token, "new_password": NEW_PASSWORD})
+    assert response.status_code == 204, response.json  # not a 503 after the change
+    assert auth.login("ada", NEW_PASSWORD).status_code == 200
+    assert not [m for m in outbox(app, user.email) if "password was changed" in m.subject]
+    notices = [r for r in outbox_rows(app) if r.name.endswith("notify_password_changed")]
+    assert len(notices) == 1 and notices[0].queued_at is None
+    # The queue answers again; the sweep (cron, and each worker's start) finds what the
+    # outbox kept a while ago, and a worker sends it.
+    app.config["REDIS_URL"] = redis_url
+    jobs.init_app(app)
+    with app.app_context():
+        db.session.execute(update(OutboxJob).values(created_at=utcnow() - timedelta(minutes=1)))
+        db.session.commit()
+    result = runner.invoke(args=["jobs", "sweep"])
+    assert result.exit_code == 0 and "Queued 2 job(s)" in result.output, result.output
+    with app.app_context():
+        jobs.work(burst=True, worker_class=SimpleWorker)
+    notices = [m for m in outbox(app, user.email) if "password was changed" in m.subject]
+    assert len(notices) == 1
+    assert outbox_rows(app) == []  # done: each job deleted its row
+
+
+def test_a_refused_change_writes_no_email_into_the_outbox(app, client, user):
+    before = outbox_rows(app)
+    token = reset_token(app, client, user.email)
+    response = client.post(RESET, json={"token": token, "new_password": "password"})
+    assert_error_shape(response, 422)
+    wrong = {"current_password": "nope-nope-nope", "new_password": NEW_PASSWORD}
+    assert_error_shape(client.put(ME + "/password", json=wrong, headers=user.headers), 422)
+    assert outbox_rows(app) == before == []
+
+
+def test_an_outbox_job_queued_twice_runs_once(app, user):
+    from eleva.data import jobs
+    from eleva.data.models import OutboxJob
+    from eleva.services import emails
+
+    with app.app_context():
+        jobs.outbox(emails.notify_password_changed, user_id=user.id)
+        db.session.commit()
+        (outbox_id,) = db.session.scalars(select(OutboxJob.id)).all()
+        sent = len(mail.outbox())
+        jobs.perform_outboxed(outbox_id)
+        jobs.perform_outboxed(outbox_id)  # a second copy, as the sweep may queue
+        assert len(mail.outbox()) == sent + 1
+
+
+def test_the_sweep_gives_up_on_a_job_not_done_in_a_week(app, user, caplog):
+    from eleva.data import jobs
+    from eleva.data.models import OutboxJob
+    from eleva.services import emails
+
+    with app.app_context():
+        jobs.outbox(emails.notify_password_changed, user_id=user.id)
+        db.session.execute(update(OutboxJob).values(created_at=utcnow() - timedelta(days=8)))
+        db.session.commit()
+        assert jobs.sweep_outbox() == 0
+    assert outbox_rows(app) == []
+    assert "given up" in caplog.text

@@ -711,14 +711,15 @@ def test_purging_a_user_deletes_their_documents(app, client, user, other, subjec
         assert stored_keys(app) == {db.session.get(Document, theirs["id"]).storage_key}
 
 
-@pytest.mark.config(RATELIMIT_ENABLED=True, RATELIMIT_UPLOAD="2 per minute")
+@pytest.mark.config(RATELIMIT_ENABLED=True, RATELIMIT_UPLOAD="3 per minute")
 def test_document_uploads_are_rate_limited_per_user(client, user, other, subject):
+    # Uploads through the API and direct starts share one budget (issue 32).
     assert upload(client, user, subject).status_code == 201
-    assert start(client, user, subject, 10).status_code == 201  # its own counter
+    assert start(client, user, subject, 10).status_code == 201
     assert upload(client, user, subject).status_code == 201
-    response = upload(client, user, subject)
-    assert_error_shape(response, 429)
-    assert "Retry-After" in response.headers
+    for response in (upload(client, user, subject), start(client, user, subject, 10)):
+        assert_error_shape(response, 429)
+        assert "Retry-After" in response.headers
     # Another user has their own allowance.
     assert upload(client, other, make_subject(client, other)).status_code == 201
 
@@ -732,3 +733,35 @@ def test_the_spec_documents_the_document_routes(client):
     patch = spec["paths"]["/api/v1/documents/{document_id}"]["patch"]
     assert {"200", "404", "412", "422"} <= set(patch["responses"])
     assert "/api/v1/users/me/storage" in spec["paths"]
+
+
+# -- issue 32: local URLs are built on PUBLIC_BASE_URL, never the Host header ---------------
+
+
+def _urls(client, user, subject, headers) -> tuple[str, str]:
+    created = upload(client, user, subject)
+    assert created.status_code == 201
+    download = client.get(
+        f"/api/v1/documents/{created.json['id']}/download", headers={**user.headers, **headers}
+    )
+    started = client.post(
+        f"{SUBJECTS}{subject}/documents/uploads",
+        json={"filename": "paper.pdf", "size": len(PDF)},
+        headers={**user.headers, **headers},
+    )
+    return download.json["url"], started.json["upload"]["url"]
+
+
+@pytest.mark.config(PUBLIC_BASE_URL="https://api.eleva.test")
+def test_local_download_and_upload_urls_are_built_on_public_base_url(client, user, subject):
+    download, target = _urls(client, user, subject, {"Host": "evil.example"})
+    assert download.startswith("https://api.eleva.test/api/v1/documents/files/"), download
+    assert target.startswith("https://api.eleva.test/api/v1/documents/uploads/"), target
+    assert client.get(urlsplit(download).path).status_code == 200
+
+
+@pytest.mark.config(ELEVA_ENV="production")
+def test_without_public_base_url_production_hands_out_relative_urls(client, user, subject):
+    download, target = _urls(client, user, subject, {"Host": "evil.example"})
+    assert download.startswith("/api/v1/documents/files/"), download
+    assert target.startswith("/api/v1/documents/uploads/"), target

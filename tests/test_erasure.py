@@ -18,7 +18,7 @@ from sqlalchemy import func, select, tuple_, update
 
 from eleva.data import jobs, mail
 from eleva.data.db import db
-from eleva.data.models import Document, Erasure, Export, User
+from eleva.data.models import Document, Erasure, Export, OutboxJob, User
 from eleva.data.storage import LocalBackend, S3Backend, StorageError, storage
 from eleva.services import erasure
 from tests import test_documents, test_exports
@@ -309,6 +309,17 @@ def every_kind_of_data(app, client, auth, username="zoe"):
     account = made["account"]
     assert client.post(EXPORT, headers=account.headers).status_code == 202
     assert client.get(EXPORT, headers=account.headers).json["status"] == "ready"
+    with app.app_context():  # an email about the account its queue never got (Redis down)
+        db.session.add(
+            OutboxJob(
+                name="eleva.services.emails.notify_password_changed",
+                arguments=f'{{"user_id": {account.id}}}',
+                queue=jobs.EMAIL_QUEUE,
+                user_id=account.id,
+                created_at=datetime.now(UTC),
+            )
+        )
+        db.session.commit()
     # A write killed midway: a partial file beside the documents.
     root = Path(app.config["LOCAL_STORAGE_PATH"])
     (root / f"documents/{account.id}/.{'d' * 32}.partial").write_bytes(b"half")

@@ -104,3 +104,25 @@ def test_non_json_body_is_415(client):
 def test_validation_error_lists_fields_by_location(client):
     body = assert_error_shape(client.post("/api/v1/auth/login", json={"login": "a"}), 422)
     assert body["errors"] == {"json": {"password": ["Missing data for required field."]}}
+
+
+# -- issue 32: no route answers an HTML redirect --------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/v1/subjects", "/api/v1/subjects/"])
+def test_a_collection_answers_with_or_without_its_trailing_slash(client, user, path):
+    created = client.post(path, json={"name": f"Physics{path[-1]}"}, headers=user.headers)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert created.mimetype == "application/json"
+    listed = client.get(path, headers=user.headers)
+    assert listed.status_code == 200 and listed.mimetype == "application/json"
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1//subjects/", "/api/v1/subjects//", "//api/v1/subjects", "/media//x.jpg"]
+)
+def test_doubled_slashes_are_not_redirected(client, user, path):
+    for method in ("GET", "POST"):
+        response = client.open(path, method=method, json={"name": "x"}, headers=user.headers)
+        assert not 300 <= response.status_code < 400, (path, method, response.status_code)
+        assert response.mimetype == "application/json", (path, method, response.mimetype)

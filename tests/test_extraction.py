@@ -8,16 +8,21 @@ import os
 import signal
 import time
 import zipfile
+import zlib
+from datetime import timedelta
 
 import pytest
 from rq import Queue
+from rq.job import Job
+from sqlalchemy import update
 
 from eleva import create_app
 from eleva.core import extraction
 from eleva.core.extraction import ExtractionFailed, extract
 from eleva.data import jobs
 from eleva.data.db import db
-from eleva.data.models import Document
+from eleva.data.models import Document, utcnow
+from eleva.services import emails
 from tests.conftest import ON_POSTGRES, AuthActions, CheckedClient, empty_tables, make_config
 from tests.test_documents import DOCS, make_subject, upload
 
@@ -75,6 +80,65 @@ def docx_paragraphs(*paragraphs: str) -> bytes:
 
 def text_of(data: bytes, content_type: str, **kw) -> str:
     return extract(io.BytesIO(data), content_type, **kw)
+
+
+def pdf_with_content(content: bytes, pages: int = 1) -> bytes:
+    """A PDF of ``pages`` pages sharing one Flate-compressed content stream."""
+    data = zlib.compress(content, 9)
+    kids = " ".join(f"{5 + i} 0 R" for i in range(pages)).encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % pages,
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    objects += [
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+        b"/Resources << /Font << /F1 4 0 R >> >> >>"
+    ] * pages
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\n" % (len(objects) + 1))
+    out.write(b"startxref\n%d\n%%%%EOF\n" % xref)
+    return out.getvalue()
+
+
+def docx_body(xml: bytes) -> bytes:
+    return make_docx(b"<w:document " + W.encode() + b"><w:body>" + xml + b"</w:body></w:document>")
+
+
+# What the outside review sent (issue 32), tens of KB each: a 75 MB Flate stream, 3 million
+# tokens of text operators on a page, a page of path operators shared by 100 pages
+# (nothing to keep, so no character budget ends it), and DOCX with 3 million nested or
+# empty elements, in a paragraph or not.
+HOSTILE = {
+    "pdf-75mb-stream": (extraction.PDF, lambda: pdf_with_content(b"0" * 75_000_000)),
+    "pdf-text-operators": (
+        extraction.PDF,
+        lambda: pdf_with_content(b"BT /F1 12 Tf (x) Tj ET " * 3_000_000),
+    ),
+    "pdf-100-pages-of-paths": (
+        extraction.PDF,
+        lambda: pdf_with_content(b"0 0 m 1 1 l S " * 30_000, pages=100),
+    ),
+    "docx-nested": (
+        extraction.DOCX,
+        lambda: docx_body(b"<w:x>" * 3_000_000 + b"</w:x>" * 3_000_000),
+    ),
+    "docx-empty": (extraction.DOCX, lambda: docx_body(b"<w:x/>" * 3_000_000)),
+    "docx-empty-in-a-paragraph": (
+        extraction.DOCX,
+        lambda: docx_body(b"<w:p>" + b"<w:r/>" * 3_000_000 + b"</w:p>"),
+    ),
+}
 
 
 # -- each type --------------------------------------------------------------------------
@@ -169,6 +233,33 @@ def test_a_docx_zip_bomb_is_read_only_up_to_the_cap(monkeypatch):
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_files_fail_within_the_deadline(name):
+    content_type, build = HOSTILE[name]
+    data = build()
+    assert len(data) < 200_000
+    started = time.monotonic()
+    with pytest.raises(ExtractionFailed):
+        text_of(data, content_type, seconds=2)
+    # The deadline, and at most one uninterrupted parse after it (tests/slow measures
+    # time and memory in a real worker).
+    assert time.monotonic() - started < 2 + 3
+
+
+def test_a_paragraph_is_kept_up_to_the_character_budget():
+    text = text_of(
+        docx_body(b"<w:p><w:r><w:t>" + b"word " * 1_000_000 + b"</w:t></w:r></w:p>"),
+        extraction.DOCX,
+    )
+    assert text.startswith("word word") and len(text) <= extraction.MAX_CHARS
+
+
+def test_the_address_space_limit_turns_growth_into_a_memory_error():
+    with extraction.address_space_limit(64 * 1024 * 1024), pytest.raises(MemoryError):
+        bytearray(256 * 1024 * 1024)
+    assert len(bytearray(256 * 1024 * 1024)) > 0  # put back afterwards
+
+
 def test_a_docx_without_its_document_part_fails():
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
@@ -237,14 +328,16 @@ def test_a_queue_that_is_down_keeps_the_upload_and_the_text_pending(app, client,
 
 
 @pytest.fixture
-def queued_app(redis_url, tmp_path, postgres_schema):
+def queued_app(request, redis_url, tmp_path, postgres_schema):
     """The app with a job queue on Redis; on SQLite a database file, which the worker's
-    forked work horse opens too (an in-memory database would be the parent's alone)."""
+    forked work horse opens too (an in-memory database would be the parent's alone).
+    Config overrides by indirect parametrisation."""
     overrides = {
         "REDIS_URL": redis_url,
         "JOB_RETRIES": 2,
         "JOB_RETRY_INTERVALS": [0],
         "LOCAL_STORAGE_PATH": str(tmp_path / "media"),
+        **getattr(request, "param", {}),
     }
     if not ON_POSTGRES:
         overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
@@ -302,3 +395,79 @@ def test_a_file_that_kills_the_work_horse_ends_failed_and_the_worker_goes_on(
         assert failed.count == 0  # the retry after the kill ended the job itself
     assert _status(queued_app, deadly) == "failed"
     assert _status(queued_app, fine) == "ready"
+
+
+# -- issue 32: one user cannot fill the queue, and emails go first --------------------------
+
+
+def _queue_counts(app) -> dict[str, int]:
+    with app.app_context():
+        return {name: jobs.queue(name=name).count for name in jobs.QUEUES}
+
+
+@pytest.mark.parametrize("queued_app", [{"TEXT_EXTRACTION_QUEUED": 2}], indirect=True)
+def test_a_user_has_a_bounded_number_of_texts_in_the_queue(queued_app):
+    client = queued_app.test_client()
+    user = AuthActions(client).account()
+    other = AuthActions(client).account("grace")
+    subject, theirs = make_subject(client, user), make_subject(client, other)
+    mine = [
+        upload(client, user, subject, f"notes {n}".encode(), f"n{n}.txt").json for n in range(5)
+    ]
+    upload(client, other, theirs, b"grace's notes", "g.txt")
+    assert {d["text_status"] for d in mine} == {"pending"}  # every upload is stored
+    # Two of the user's five wait in the queue, the others for their turn; the other user
+    # is not behind them all.
+    assert _queue_counts(queued_app)[jobs.QUEUE_NAME] == 2 + 1
+    with queued_app.app_context():
+        jobs.work(burst=True)  # each extraction that ends queues its owner's next
+    assert {_status(queued_app, d["id"]) for d in mine} == {"ready"}
+    assert [h["title"] for h in search(client, user, "notes")] != []
+
+
+def test_emails_are_worked_before_documents(queued_app):
+    client = queued_app.test_client()
+    user = AuthActions(client).account()
+    subject = make_subject(client, user)
+    for n in range(3):
+        upload(client, user, subject, f"notes {n}".encode(), f"n{n}.txt")
+    with queued_app.app_context():
+        emails.queue(emails.send_test_email, to="first@example.com")  # queued last
+        jobs.work(burst=True)
+        started = {}
+        for name in jobs.QUEUES:
+            registry = jobs.queue(name=name).finished_job_registry
+            for job in Job.fetch_many(registry.get_job_ids(), connection=jobs.connection()):
+                started[job.id] = (name, job.started_at)
+    order = [name for name, _ in sorted(started.values(), key=lambda item: item[1])]
+    assert jobs.EMAIL_QUEUE in order
+    # The registration's verification email and the test email, before any document.
+    assert order[: order.count(jobs.EMAIL_QUEUE)] == [jobs.EMAIL_QUEUE] * order.count(
+        jobs.EMAIL_QUEUE
+    ), order
+
+
+@pytest.mark.parametrize("queued_app", [{"TEXT_EXTRACTION_QUEUED": 2}], indirect=True)
+def test_extract_text_queues_the_waiting_and_the_lost_within_the_bound(queued_app):
+    client = queued_app.test_client()
+    user = AuthActions(client).account()
+    subject = make_subject(client, user)
+    ids = [upload(client, user, subject, b"words", f"n{n}.txt").json["id"] for n in range(4)]
+    with queued_app.app_context():
+        for name in jobs.QUEUES:
+            jobs.queue(name=name).empty()  # the queued jobs are lost (a flushed Redis)
+        # ... one of them long ago
+        db.session.execute(
+            update(Document)
+            .where(Document.id == ids[0])
+            .values(text_queued_at=utcnow() - timedelta(hours=2))
+        )
+        db.session.commit()
+    result = queued_app.test_cli_runner().invoke(args=["jobs", "extract-text"])
+    assert result.exit_code == 0, result.output
+    assert "4 document(s)" in result.output
+    # The one lost long ago and the next waiting one: two, the user's bound.
+    assert _queue_counts(queued_app)[jobs.QUEUE_NAME] == 1
+    with queued_app.app_context():
+        jobs.work(burst=True)
+    assert _status(queued_app, ids[0]) == "ready"

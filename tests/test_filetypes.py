@@ -110,3 +110,51 @@ def test_the_file_is_left_at_its_start():
 )
 def test_which_types_have_text_to_extract(data, has_text):
     assert detect(io.BytesIO(data), "x").has_text is has_text
+
+
+# -- issue 32: markup passes as text after invisible characters or a line of text -------
+
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "\ufeff\ufeff".encode() + SVG,  # two BOMs
+        "\u00a0".encode() + SVG,  # NBSP
+        "\u200b".encode() + SVG,  # ZWSP
+        "\ufeff\u00a0\u200b\u2060 \t".encode() + b"<html><body>x</body></html>",
+        b"hello\n" + SVG,  # after a line of text
+        b"Title: notes\r\n\r\n  <!DOCTYPE html><html><script>alert(1)</script>",
+        b"a line\n\xe2\x80\x8b<?xml version='1.0'?><x:html xmlns:x='http://www.w3.org/1999/xhtml'/>",
+        b"first\nsecond\n<html xmlns='http://www.w3.org/1999/xhtml'><script>x</script></html>",
+        b"x\n<iframe src='https://evil.example'></iframe>",
+    ],
+    ids=[
+        "two-boms",
+        "nbsp",
+        "zwsp",
+        "invisibles",
+        "svg-after-a-line",
+        "html-after-lines",
+        "xhtml-after-zwsp",
+        "xhtml-after-lines",
+        "iframe-after-a-line",
+    ],
+)
+def test_markup_after_invisible_characters_or_a_line_of_text_is_refused(data):
+    for name in ("notes.txt", "notes.md"):
+        with pytest.raises(UnsupportedType):
+            kind(data, name)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"Use <b>bold</b> and <em>emphasis</em> in a sentence.",
+        b"# Images\n\nMarkdown may hold <img src='a.png'> inline, and 3 < 4.",
+        b"notes on the <svg> element, written inline",
+    ],
+)
+def test_text_that_mentions_tags_is_still_text(data):
+    assert kind(data, "notes.md") == "text/markdown"

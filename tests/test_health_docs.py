@@ -173,3 +173,45 @@ def test_swagger_ui_is_served_with_the_bearer_scheme(client):
 def test_docs_can_be_turned_off(client):
     assert client.get("/docs").status_code == 404
     assert client.get("/openapi.json").status_code == 404
+
+
+def test_the_spec_says_what_reset_verify_and_password_change_check(client):
+    """Issue 32: a client generating data from the spec meets the API's own rules."""
+    import re
+
+    paths = client.get("/openapi.json").json["paths"]
+
+    def body(path: str, method: str = "post") -> dict:  # request bodies are inline
+        return paths[path][method]["requestBody"]["content"]["application/json"]["schema"]
+
+    schemas = {
+        "PasswordReset": body("/api/v1/auth/password/reset"),
+        "EmailVerify": body("/api/v1/auth/email/verify"),
+        "EmailRevert": body("/api/v1/auth/email/revert"),
+        "PasswordChange": body("/api/v1/users/me/password", "put"),
+    }
+    for name in ("PasswordReset", "EmailVerify", "EmailRevert"):
+        token = schemas[name]["properties"]["token"]
+        assert (token["minLength"], token["maxLength"]) == (43, 43)
+        assert re.fullmatch(token["pattern"], "Xq3vN0bYfH2kLr8sT1uW5zA7cE9gJ4mP6oR2tV8yB0d")
+        assert not re.fullmatch(token["pattern"], "x" * 42)
+    for name, field in (("PasswordReset", "new_password"), ("PasswordChange", "new_password")):
+        prop = schemas[name]["properties"][field]
+        assert (prop["minLength"], prop["maxLength"]) == (8, 128)
+        assert "common" in prop["description"] and "username" in prop["description"]
+    current = schemas["PasswordChange"]["properties"]["current_password"]
+    assert "422" in current["description"]
+
+
+@pytest.mark.parametrize(
+    ("path", "token"),
+    [
+        ("/api/v1/auth/password/reset", "x" * 42),
+        ("/api/v1/auth/email/verify", "x" * 44),
+        ("/api/v1/auth/email/revert", "not+url/safe=43charactersxxxxxxxxxxxxxxxxx"),
+    ],
+)
+def test_a_token_the_spec_refuses_is_refused(client, path, token):
+    body = {"token": token, **({"new_password": "a fine passphrase"} if "reset" in path else {})}
+    response = client.post(path, json=body)
+    assert response.status_code == 422 and "token" in response.json["errors"]["json"]

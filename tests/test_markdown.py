@@ -90,3 +90,20 @@ def test_a_hostile_body_of_100000_characters_is_stripped_in_linear_time(hostile)
     result = excerpt(hostile)
     assert time.perf_counter() - started < 2
     assert len(result) <= EXCERPT_LENGTH
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "&lt;img src=x onerror=alert(1)&gt;",
+        "&#60;script&#62;alert(1)&#60;/script&#62;",
+        "\\<img src=x onerror=alert(1)>",
+        "&lt;!-- x --&gt; &lt;svg/onload=alert(1)&gt;",
+        "&lt;&lt;b&gt;b&gt;",
+    ],
+)
+def test_escaped_markup_never_comes_back_as_a_tag(markdown):
+    """Plain text, by contract: what would read as a tag once unescaped is removed too."""
+    import re
+
+    assert not re.search(r"<[A-Za-z/!?]", plain_text(markdown)), plain_text(markdown)

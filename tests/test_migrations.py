@@ -193,3 +193,53 @@ def test_the_agreement_check_notices_drift(postgres_database):
     result = runner.invoke(args=["db", "check"])
     assert result.exit_code != 0
     assert "ix_subjects_owner_name" in (result.output + str(result.exception))
+
+
+def test_hardening_counts_notes_in_the_quota_and_cleans_their_excerpts(empty_database):
+    """0013_hardening on existing rows: notes' bytes backfilled into the quota, excerpts
+    that turned escaped text into tags made again, and (PostgreSQL) the vectors rebuilt
+    with punctuation made spaces, so a word inside an address is found."""
+    app = app_on(empty_database)
+    with app.app_context():
+        upgrade(revision="0010_user_changes")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO users (email, username, password_hash, storage_used, "
+                    "created_at, updated_at) VALUES ('a@example.com', 'ada', 'x', 10, "
+                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO subjects (owner_id, name, created_at, updated_at) "
+                    "SELECT id, 'S', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP FROM users"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO notes (owner_id, subject_id, title, body, excerpt, created_at, "
+                    "updated_at) SELECT owner_id, id, 'Tél', :body, :excerpt, "
+                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP FROM subjects"
+                ),
+                {"body": "mail ada@example.com &lt;img src=x&gt;", "excerpt": "<img src=x>"},
+            )
+        upgrade()
+        with db.engine.begin() as conn:
+            size, excerpt = conn.execute(text("SELECT size, excerpt FROM notes")).one()
+            used = conn.execute(text("SELECT storage_used FROM users")).scalar()
+            if ON_POSTGRES:
+                found = conn.execute(
+                    text(
+                        "SELECT count(*) FROM notes WHERE search_vector @@ "
+                        "to_tsquery('eleva_search', 'example')"
+                    )
+                ).scalar()
+                assert found == 1
+        assert size == len("Tél".encode()) + len("mail ada@example.com &lt;img src=x&gt;")
+        assert used == 10 + size
+        assert "<" not in excerpt and excerpt.startswith("mail ada@example.com")
+        downgrade(revision="0010_user_changes")
+        with db.engine.begin() as conn:
+            assert conn.execute(text("SELECT storage_used FROM users")).scalar() == 10
+        db.engine.dispose()

@@ -618,3 +618,74 @@ def test_the_spec_documents_every_note_route_and_its_errors(client):
         operation = paths[path][method]
         assert statuses <= set(operation["responses"]), (method, operation["responses"].keys())
         assert operation["summary"]
+
+
+# -- issue 32: a write limit per user, and notes in the storage quota ----------------------
+
+
+@pytest.mark.config(RATELIMIT_ENABLED=True, RATELIMIT_NOTE_WRITE="3 per minute")
+def test_note_writes_are_limited_per_user(client, user, other, subject):
+    created = client.post(f"{SUBJECTS}{subject}/notes", json={"title": "a"}, headers=user.headers)
+    assert created.status_code == 201
+    url = f"/api/v1/notes/{created.json['id']}"
+    assert client.patch(url, json={"body": "b"}, headers=user.headers).status_code == 200
+    assert (
+        client.post(
+            f"{SUBJECTS}{subject}/notes", json={"title": "c"}, headers=user.headers
+        ).status_code
+        == 201
+    )
+    for response in (
+        client.post(f"{SUBJECTS}{subject}/notes", json={"title": "d"}, headers=user.headers),
+        client.patch(url, json={"body": "e"}, headers=user.headers),
+    ):
+        assert_error_shape(response, 429)
+        assert response.headers["Retry-After"]
+    # Reading is not limited; another user has their own budget.
+    assert client.get(url, headers=user.headers).status_code == 200
+    theirs = client.post(SUBJECTS, json={"name": "Theirs"}, headers=other.headers).json["id"]
+    assert (
+        client.post(
+            f"{SUBJECTS}{theirs}/notes", json={"title": "f"}, headers=other.headers
+        ).status_code
+        == 201
+    )
+
+
+def used_bytes(client, account) -> int:
+    return client.get("/api/v1/users/me/storage", headers=account.headers).json["used_bytes"]
+
+
+@pytest.mark.config(STORAGE_QUOTA_MB=1)
+def test_notes_count_in_the_storage_quota(client, user, subject):
+    body = "é" * 90_000  # 180,000 bytes in UTF-8
+    notes_url = f"{SUBJECTS}{subject}/notes"
+    ids = []
+    for n in range(5):
+        response = client.post(
+            notes_url, json={"title": f"n{n}", "body": body}, headers=user.headers
+        )
+        assert response.status_code == 201, response.json
+        ids.append(response.json["id"])
+    assert used_bytes(client, user) == 5 * (180_000 + 2)
+    # A sixth passes the quota of 1 MB (1,048,576 bytes): refused, nothing written.
+    refused = client.post(notes_url, json={"title": "n5", "body": body}, headers=user.headers)
+    assert "quota" in assert_error_shape(refused, 413)["message"]
+    assert used_bytes(client, user) == 5 * (180_000 + 2)
+    # Growing a note counts the difference; shrinking and deleting free it.
+    grown = client.patch(
+        f"/api/v1/notes/{ids[0]}", json={"body": "😀" * 90_000}, headers=user.headers
+    )
+    assert_error_shape(grown, 413)
+    assert (
+        client.patch(
+            f"/api/v1/notes/{ids[0]}", json={"body": "short"}, headers=user.headers
+        ).status_code
+        == 200
+    )
+    assert used_bytes(client, user) == 4 * (180_000 + 2) + 2 + 5
+    assert client.delete(f"/api/v1/notes/{ids[1]}", headers=user.headers).status_code == 204
+    assert used_bytes(client, user) == 3 * (180_000 + 2) + 2 + 5
+    # A subject's notes leave the quota with it.
+    assert client.delete(f"{SUBJECTS}{subject}", headers=user.headers).status_code == 204
+    assert used_bytes(client, user) == 0

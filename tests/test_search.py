@@ -128,11 +128,14 @@ def test_snippets_are_cut_around_the_match_with_offsets_in_code_points():
     assert snippet.text[start:end] == "Élève"
 
 
-def test_highlights_from_postgres_marks():
-    s, e = text_search.START_MARK, text_search.STOP_MARK
-    snippet = text_search.from_marked(f"the {s}ÉLÈVE{e} and the {s}cat{e}s")
-    assert snippet.text == "the ÉLÈVE and the cats"
-    assert [snippet.text[a:b] for a, b in snippet.highlights] == ["ÉLÈVE", "cat"]
+def test_snippets_highlight_whole_words_and_a_prefix_of_the_last():
+    text = "The ÉLÈVE and the cats concatenate categories"
+    snippet = text_search.find_snippet(text, text_search.query_words("eleve cat"))
+    assert snippet.text == text
+    assert [snippet.text[a:b] for a, b in snippet.highlights] == ["ÉLÈVE", "cats", "categories"]
+    # SQLite found "cat" inside a word too: highlighted from there to the word's end.
+    anywhere = text_search.find_snippet(text, ["cat"], anywhere=True)
+    assert [text[a:b] for a, b in anywhere.highlights] == ["cats", "catenate", "categories"]
 
 
 @requires_postgres
@@ -226,3 +229,153 @@ def test_finds_documents_by_title_and_file_name(client, user):
     assert response.status_code == 201, response.json
     hits = find(client, user, q="photosynth").json
     assert [(h["type"], h["subject_id"]) for h in hits] == [("document", biology["id"])]
+
+
+# -- issue 32: indexing is linear in the text, snippets are plain text ----------------------
+
+# Each repeated to 100,000 characters: what made PostgreSQL's default parser rescan to the
+# end of the text after every failed attempt at a tag, a comment, an email, a path.
+PATHOLOGICAL = ["<!--", '<a b="', "a_", "./", "@a1", "a1@", "&#", "1.", "a-"]
+LONG = 100_000
+
+
+def upload_text(client, account, subject_id, content: bytes, name: str) -> dict:
+    import io
+
+    response = client.post(
+        f"{SUBJECTS}{subject_id}/documents",
+        data={"file": (io.BytesIO(content), name)},
+        content_type="multipart/form-data",
+        headers=account.headers,
+    )
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def _clock(pid: int):
+    """The CPU time of the PostgreSQL backend ``pid`` in seconds, when the server runs on
+    this machine (what the database spends, whatever else the machine is doing); else
+    the wall clock."""
+    import time
+    from pathlib import Path
+
+    schedstat = Path(f"/proc/{pid}/schedstat")
+    try:
+        int(schedstat.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter
+    return lambda: int(schedstat.read_text().split()[0]) / 1e9
+
+
+@requires_postgres
+def test_indexing_any_text_of_100_000_characters_takes_at_most_50_ms(app, client, user):
+    from sqlalchemy import text
+
+    from eleva.data.db import db
+
+    maths = subject(client, user, "Maths")
+    written = note(client, user, maths["id"], "Long")
+    document = upload_text(client, user, maths["id"], b"short", "long.txt")
+    # The stored vectors are computed by the statement that writes the text: a note's
+    # body, and a document's text as the extraction job saves it.
+    writes = [
+        ("UPDATE notes SET body = :text WHERE id = :id", written["id"]),
+        ("UPDATE documents SET extracted_text = :text WHERE id = :id", document["id"]),
+    ]
+    slowest = {}
+    with app.app_context(), db.engine.connect() as conn:  # one connection: one backend
+        clock = _clock(conn.scalar(text("SELECT pg_backend_pid()")))
+        conn.rollback()
+        for pattern in PATHOLOGICAL:
+            body = (pattern * (LONG // len(pattern) + 1))[:LONG]
+            for sql, row_id in writes:
+                timings = []
+                for _ in range(3):
+                    conn.execute(text("SET LOCAL statement_timeout = '2s'"))
+                    started = clock()
+                    conn.execute(text(sql), {"text": body, "id": row_id})
+                    timings.append(clock() - started)
+                    conn.rollback()
+                slowest[(pattern, sql.split()[1])] = round(min(timings), 4)
+    assert max(slowest.values()) <= 0.050, slowest
+
+
+def test_words_inside_tags_addresses_paths_and_numbers_are_found_and_highlighted(client, user):
+    maths = subject(client, user, "Maths")
+    note(
+        client,
+        user,
+        maths["id"],
+        "Week three",
+        "Write to ada@example.com about <b>eigenvalues</b>, see ./docs/linear_algebra.md, "
+        "the state-of-the-art value 3.14, <i>draft</i> <!-- unterminated",
+    )
+    for q, words in [
+        ("eigenvalues", ["eigenvalues"]),
+        ("ada", ["ada"]),
+        ("example.com", ["example", "com"]),
+        ("linear_algebra", ["linear", "algebra"]),
+        ("state of art", ["state", "of", "art"]),
+        ("3.14", ["3", "14"]),
+        ("draf", ["draft"]),
+    ]:
+        (hit,) = find(client, user, q=q, type="note").json
+        assert [hit["snippet"][a:b] for a, b in hit["highlights"]] == words, (q, marked(hit))
+
+
+def test_note_snippets_are_plain_text(client, user):
+    maths = subject(client, user, "Maths")
+    note(
+        client,
+        user,
+        maths["id"],
+        "Spectral theorem",
+        "# Statement\n\n**Eigenvalues** of a *symmetric* matrix are [real](https://x.org/a_b).\n"
+        "\n- one\n- two\n\n<img src=x onerror=alert(1)> &lt;script&gt;alert(2)&lt;/script&gt;",
+    )
+    (hit,) = find(client, user, q="eigenvalues", type="note").json
+    snippet = hit["snippet"]
+    for markup in ("#", "**", "*", "](", "\n", "<img", "<script", "&lt;"):
+        assert markup not in snippet, (markup, snippet)
+    assert snippet.startswith("Spectral theorem Statement Eigenvalues of a symmetric matrix")
+    assert "[Eigenvalues]" in marked(hit)
+
+
+@pytest.mark.parametrize("mark", ["\x02", "\x03"])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("subjects", {"name": "Maths{}"}),
+        ("subjects", {"name": "Maths", "description": "a {} b"}),
+        ("notes", {"title": "Week{}"}),
+        ("notes", {"title": "Week", "body": "**x**{}y"}),
+    ],
+)
+def test_text_fields_refuse_the_highlighters_control_characters(client, user, mark, path, body):
+    url = SUBJECTS
+    if path == "notes":
+        url = f"{SUBJECTS}{subject(client, user, 'Host')['id']}/notes"
+    sent = {k: v.format(mark) for k, v in body.items()}
+    response = client.post(url, json=sent, headers=user.headers)
+    errors = assert_error_shape(response, 422)["errors"]["json"]
+    assert set(errors) == {k for k, v in body.items() if "{}" in v}
+
+
+def test_marks_written_around_the_api_forge_no_highlight(app, client, user):
+    from sqlalchemy import update
+
+    from eleva.data.db import db
+    from eleva.data.models import Note
+
+    maths = subject(client, user, "Maths")
+    written = note(client, user, maths["id"], "Week 1", "placeholder")
+    with app.app_context():  # as a seed script or psql could
+        db.session.execute(
+            update(Note)
+            .where(Note.id == written["id"])
+            .values(body="the \x02forged\x03 highlight and the real word")
+        )
+        db.session.commit()
+    (hit,) = find(client, user, q="real", type="note").json
+    assert "\x02" not in hit["snippet"] and "\x03" not in hit["snippet"]
+    assert [hit["snippet"][a:b] for a, b in hit["highlights"]] == ["real"]

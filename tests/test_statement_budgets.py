@@ -24,17 +24,19 @@ BUDGETS = [
     ("get", SUBJECTS + "{sid}", None, 2),  # the caller; the subject
     ("post", SUBJECTS, {"name": "New one"}, 2),  # the caller; the insert
     ("patch", SUBJECTS + "{sid}", {"description": "x"}, 3),  # caller; lock; update
-    ("delete", SUBJECTS + "{sid}", None, 4),  # caller; lock; its documents; delete (notes: cascade)
+    # caller; lock; its documents; its notes' bytes freed; delete (notes: cascade)
+    ("delete", SUBJECTS + "{sid}", None, 5),
     ("patch", ME, {"bio": "hi"}, 3),  # caller; lock; update
     ("get", "/api/v1/users/nobody", None, 2),  # caller; the profile
     ("get", SUBJECTS + "{sid}/notes", None, 3),  # the caller; the subject; the page and total
     ("get", SUBJECTS + "{sid}/notes?sort=title&page=3", None, 4),  # + a count past the end
-    ("post", SUBJECTS + "{sid}/notes", {"title": "T", "body": "*b*"}, 3),  # caller; subject; insert
+    # caller; subject; the bytes counted in the quota; insert
+    ("post", SUBJECTS + "{sid}/notes", {"title": "T", "body": "*b*"}, 4),
     ("get", NOTES + "{nid}", None, 2),  # the caller; the note
-    ("patch", NOTES + "{nid}", {"body": "x"}, 3),  # caller; lock; update
-    # caller; lock; subject; its cards left behind unlinked; update
-    ("patch", NOTES + "{nid}", {"subject_id": "{sid2}"}, 5),
-    ("delete", NOTES + "{nid}", None, 3),  # caller; lock; delete
+    ("patch", NOTES + "{nid}", {"body": "x"}, 4),  # caller; lock; bytes counted; update
+    # caller; lock; subject; its cards left behind unlinked; bytes; update
+    ("patch", NOTES + "{nid}", {"subject_id": "{sid2}"}, 6),
+    ("delete", NOTES + "{nid}", None, 4),  # caller; lock; bytes freed; delete
     ("get", ME + "/sessions", None, 2),  # caller; the page with its total
     ("delete", ME + "/sessions", None, 2),  # caller; one UPDATE ends the others
     ("get", ME + "/export", None, 2),  # caller; the latest export
@@ -69,7 +71,8 @@ def test_statements_per_request(
             Note.__table__.insert(),
             [
                 {"owner_id": user.id, "subject_id": sid, "title": f"N{i}", "body": "b" * 500,
-                 "excerpt": "b" * 200, "created_at": now, "updated_at": now}
+                 "excerpt": "b" * 200, "size": len(f"N{i}") + 500, "created_at": now,
+                 "updated_at": now}
                 for i in range(n_subjects)
             ],
         )  # fmt: skip
@@ -96,7 +99,8 @@ DOCUMENT_BUDGETS = [
     ("delete", DOCS + "{did}", None, 4),  # caller; lock; the bytes freed; delete
     ("get", DOCS + "{did}/download", None, 2),  # caller; the document
     ("get", ME + "/storage", None, 2),  # caller; the counters
-    ("delete", SUBJECTS + "{sid}", None, 5),  # caller; lock; documents; bytes freed; delete
+    # caller; lock; documents; their bytes freed; notes' bytes freed; delete
+    ("delete", SUBJECTS + "{sid}", None, 6),
 ]
 
 

@@ -46,7 +46,10 @@ def test_me_needs_a_token(client):
         ({"bio": "Countess of Lovelace. " * 10}, {"bio": ("Countess of Lovelace. " * 10).strip()}),
         ({"bio": "b" * 500}, {"bio": "b" * 500}),
         ({"username": "Ada.King"}, {"username": "Ada.King"}),
-        ({"email": "Ada.King@Example.com"}, {"email": "ada.king@example.com"}),
+        (
+            {"email": "Ada.King@Example.com", "current_password": PASSWORD},
+            {"email": "ada.king@example.com"},
+        ),
         ({}, {}),
     ],
 )
@@ -139,14 +142,17 @@ def test_invalid_profile_changes_are_422(app, client, user, changes, field):
 )
 def test_taken_username_or_email_is_409_and_nothing_changes(app, client, user, other, field, value):
     before = row(app, user.id)
-    body = assert_error_shape(client.patch(ME, headers=user.headers, json={field: value}), 409)
+    changes = {field: value, **({"current_password": PASSWORD} if field == "email" else {})}
+    body = assert_error_shape(client.patch(ME, headers=user.headers, json=changes), 409)
     assert list(body["errors"]["json"]) == [field]
     assert row(app, user.id) == before
 
 
 def test_changing_email_and_username_keeps_the_session(client, auth, user):
     response = client.patch(
-        ME, headers=user.headers, json={"username": "countess", "email": "c@example.com"}
+        ME,
+        headers=user.headers,
+        json={"username": "countess", "email": "c@example.com", "current_password": PASSWORD},
     )
     assert response.status_code == 200
     assert client.get(ME, headers=user.headers).json["username"] == "countess"

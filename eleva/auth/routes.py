@@ -8,6 +8,7 @@ from flask import request
 from flask.views import MethodView
 
 from eleva.auth.schemas import (
+    EmailRevertSchema,
     EmailVerifySchema,
     ErasureCancelSchema,
     LoginSchema,
@@ -180,6 +181,27 @@ class EmailVerify(MethodView):
         sent to an address that is no longer the account's is a 422 on ``token``.
         """
         accounts.verify_email(**data)
+
+
+@blp.route("/email/revert")
+class EmailRevert(MethodView):
+    @blp.arguments(
+        EmailRevertSchema, example={"token": "Xq3vN0bYfH2kLr8sT1uW5zA7cE9gJ4mP6oR2tV8yB0d"}
+    )
+    @blp.response(204)
+    @blp.alt_response(409, response="CONFLICT")
+    def post(self, data):
+        """"This wasn't me": undo an email change with the link sent to the old address.
+
+        The token comes from ``{FRONTEND_URL}/revert-email?token=…`` in the notice an
+        email change sends to the previous address; it works once, for EMAIL_REVERT_DAYS.
+        The account's email becomes that address again (verified), every session of the
+        account ends, and every password-reset link dies: sign in again, and reset the
+        password if someone else may know it. An unknown, used or expired token is a 422
+        field error on ``token``. (409 only if the address was taken by hand meanwhile:
+        no other account can register it while the link lives.)
+        """
+        accounts.revert_email(**data)
 
 
 @blp.route("/email/verify/resend")

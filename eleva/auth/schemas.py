@@ -8,6 +8,7 @@ from marshmallow import validate
 from eleva.http.accounts import email_field, password_field
 from eleva.http.fields import StrictBoolean, Text
 from eleva.http.schemas import ResponseSchema
+from eleva.services import accounts, erasure
 
 
 class LoginSchema(ma.Schema):
@@ -65,15 +66,26 @@ class TokenPairSchema(ResponseSchema):
     )
 
 
-def link_token_field(**kwargs) -> Text:
+# Every link's token is 256 random bits, URL-safe base64 (eleva.core.tokens.new_secret):
+# anything else cannot be one, and the spec says so.
+LINK_TOKEN_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # noqa: S105 (a pattern, not a secret)
+
+
+def link_token_field(refused: str, **kwargs) -> Text:
+    """A link's token; ``refused`` is the message for any token that is not a live one,
+    malformed or not (one message for all: the contract's)."""
     return Text(
         strip=False,
         required=True,
-        validate=validate.Length(min=1, max=256),
+        validate=validate.Regexp(LINK_TOKEN_PATTERN, error=refused),
         load_only=True,
         metadata={
-            "description": "The token of the link sent by email.",
+            "description": "The token of the link sent by email: 43 characters of "
+            "A–Z, a–z, 0–9, '-' and '_'. One that is not a live token is a field error.",
             "example": "Xq3vN0bYfH2kLr8sT1uW5zA7cE9gJ4mP6oR2tV8yB0d",
+            "pattern": LINK_TOKEN_PATTERN,
+            "minLength": 43,
+            "maxLength": 43,
         },
         **kwargs,
     )
@@ -84,16 +96,20 @@ class PasswordForgotSchema(ma.Schema):
 
 
 class PasswordResetSchema(ma.Schema):
-    token = link_token_field()
+    token = link_token_field(accounts.BAD_RESET_TOKEN)
     new_password = password_field(required=True)
 
 
 class EmailVerifySchema(ma.Schema):
-    token = link_token_field()
+    token = link_token_field(accounts.BAD_VERIFY_TOKEN)
+
+
+class EmailRevertSchema(ma.Schema):
+    token = link_token_field(accounts.BAD_REVERT_TOKEN)
 
 
 class ErasureCancelSchema(ma.Schema):
-    token = link_token_field()
+    token = link_token_field(erasure.BAD_CANCEL_TOKEN)
 
 
 class MessageSchema(ResponseSchema):

@@ -3,7 +3,8 @@
 Accepted: PDF, PNG, JPEG, WebP, GIF; Office Open XML (DOCX, XLSX, PPTX) and ODT, which
 are ZIP archives whose members say what they are; and plain text — valid UTF-8
 without NUL or other binary control characters, that is not markup (HTML, SVG and XML
-are refused: a browser would render them). The file name only chooses between
+are refused: a browser would render them, whatever invisible characters or lines of
+text come first). The file name only chooses between
 ``text/markdown`` and ``text/plain`` for a file already judged to be text.
 
 Pure: works on any seekable binary file object (a spooled upload, a local file, a
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -49,11 +51,18 @@ ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
 OOXML_FOLDERS = (("word/", DOCX), ("xl/", XLSX), ("ppt/", PPTX))
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 
-# What a browser would render as a document: checked at the start of the text, after a
-# BOM and whitespace, case-insensitively. Comments (`<!--`) hide markup just as well.
-_MARKUP_RE = re.compile(
-    rb"^(?:\xef\xbb\xbf)?[\s]*<(?:!doctype|html|head|body|svg|\?xml|script|!--|iframe|"
-    rb"object|embed|style|meta|title|xml|xsl|rdf|math|a\b|div|img|p\b|table)",
+# What a browser would render as a document, case-insensitively: at the start of the
+# text (comments, `<!--`, hide markup just as well), or a document's own elements at the
+# start of any line of the head (markup after a line of text is still a page). Before
+# either, any whitespace and invisible characters (BOMs, NBSP, zero-width spaces) are
+# skipped: none of them makes markup text.
+_MARKUP_START_RE = re.compile(
+    r"<(?:!doctype|html|head|body|svg|\?xml|script|!--|iframe|object|embed|style|meta|"
+    r"title|xml|xsl|rdf|math|a\b|div|img|p\b|table)",
+    re.IGNORECASE,
+)
+_MARKUP_LINE_RE = re.compile(
+    r"<(?:!doctype|html|head|body|svg|\?xml|script|iframe|object|embed|xsl|rdf|math)\b",
     re.IGNORECASE,
 )
 
@@ -115,8 +124,25 @@ def _by_zip(fileobj: BinaryIO, head: bytes) -> FileType | None:
     return None
 
 
+def _is_markup(head: bytes) -> bool:
+    lines = [_visible(line) for line in head.decode("utf-8", "ignore").splitlines()]
+    lines = [line for line in lines if line]
+    if lines and _MARKUP_START_RE.match(lines[0]):
+        return True
+    return any(_MARKUP_LINE_RE.match(line) for line in lines)
+
+
+def _visible(line: str) -> str:
+    """``line`` from its first character that is neither whitespace nor invisible
+    (a control or format character: BOM, zero-width space and joiners, bidi marks)."""
+    for index, char in enumerate(line):
+        if not (char.isspace() or unicodedata.category(char) in ("Cf", "Cc")):
+            return line[index:]
+    return ""
+
+
 def _as_text(fileobj: BinaryIO, head: bytes, filename: str) -> FileType | None:
-    if _MARKUP_RE.match(head):
+    if _is_markup(head):
         return None
     decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     fileobj.seek(0)

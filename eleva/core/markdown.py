@@ -2,7 +2,7 @@
 
 Not a Markdown parser: a handful of line and inline rules that remove the markup a
 student is likely to write (headings, emphasis, links, images, code, lists, quotes,
-tables, HTML) so that a list shows words, not syntax. Every pattern is linear (no
+tables, HTML, escaped HTML included) so that a list shows words, not syntax. Every pattern is linear (no
 nested quantifiers), so a 100,000-character body of any content is cheap to strip.
 """
 
@@ -70,6 +70,10 @@ def plain_text(markdown: str) -> str:
     if escaped:
         pieces = iter(escaped)
         text = re.sub(_ESCAPED, lambda _m: next(pieces), text)
+    # Plain text, by contract: what reads as a tag or a comment once unescaped (&lt;img
+    # …&gt;, \<script>) goes too. Each becomes a space, so no new tag can form.
+    text = _HTML_COMMENT.sub(" ", text)
+    text = _HTML_TAG.sub(" ", text)
     return _SPACE.sub(" ", text).strip()
 
 

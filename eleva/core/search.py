@@ -1,37 +1,75 @@
-"""Search text handling that needs no database: words of a query, folding for accent- and
-case-insensitive matching, snippets and their highlight offsets.
+"""Search text handling that needs no database: the words of a query and of a text as the
+index sees them, folding for accent- and case-insensitive matching, snippets and their
+highlight offsets.
 
-Offsets are in Unicode code points of the snippet, ``[start, end)``, as the contract says
-(a JavaScript client working in UTF-16 converts them).
+The index (PostgreSQL's default parser, eleva.data.models) is given text whose ASCII
+punctuation (``SEPARATORS``) is made spaces: the parser then meets only words and
+blanks. It builds tags, comments, entities, emails, URLs, hosts, file paths and numbers
+out of punctuation, and after each failed attempt at one it starts again one character
+further, rescanning to the end of the text: 100,000 characters of ``<!--``, ``a_``,
+``./`` or ``a1@`` took seconds to minutes of database CPU. A word here is therefore a run
+of letters, digits and combining marks (``words``): what the index holds, what a query
+asks for, what a snippet highlights.
+
+Snippets are built here, from plain text, never by the database: no markup, no
+in-band marks. Offsets are in Unicode code points of the snippet, ``[start, end)``, as
+the contract says (a JavaScript client working in UTF-16 converts them).
 """
 
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
 
 MAX_WORDS = 16
 SNIPPET_LENGTH = 200
-# ts_headline marks matches with these; neither can occur in stored text (the API's text
-# fields refuse control characters other than whitespace).
-START_MARK = "\x02"
-STOP_MARK = "\x03"
+ELLIPSIS = "…"
+# Made spaces before the database parses a text (eleva.data.models.search_vector).
+SEPARATORS = string.punctuation
+# A snippet's text: control characters dropped, whitespace runs one space.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-_WORD_RE = re.compile(r"\w+")
+
+@cache
+def _word_re() -> re.Pattern[str]:
+    # Letters and digits (``[^\W_]``) and combining marks, which PostgreSQL's parser keeps
+    # inside a word (Devanagari vowel signs, a decomposed accent) and Python's \w does not.
+    # Marks are in planes 0, 1 and 14 only.
+    codes = [
+        code
+        for code in (*range(0x20000), *range(0xE0000, 0xE1000))
+        if unicodedata.category(chr(code))[0] == "M"
+    ]
+    ranges: list[list[int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    marks = "".join(f"\\U{first:08x}-\\U{last:08x}" for first, last in ranges)
+    return re.compile(rf"(?:[^\W_]|[{marks}])+")
+
+
+def words(text: str) -> list[re.Match[str]]:
+    """The words of ``text``, as the index splits it."""
+    return list(_word_re().finditer(text))
 
 
 def query_words(q: str) -> list[str]:
     """The words of a search, folded; at most MAX_WORDS (a search is not a document)."""
-    return [fold(word) for word in _WORD_RE.findall(q)][:MAX_WORDS]
+    return [fold(match.group()) for match in words(q)][:MAX_WORDS]
 
 
-def tsquery(words: list[str]) -> str:
+def tsquery(query: list[str]) -> str:
     """A PostgreSQL tsquery: every word, the last also as a prefix (search as you type).
 
-    Words are ``\\w+`` only, so quoting them as lexemes is safe.
+    Words are letters, digits and marks only (``words``), so quoting them as lexemes is
+    safe, and each is one word to the parser, as in the index.
     """
-    terms = [f"'{word}'" for word in words]
+    terms = [f"'{word}'" for word in query]
     terms[-1] += ":*"
     return " & ".join(terms)
 
@@ -48,54 +86,74 @@ def _fold_char(char: str) -> str:
     return folded if len(folded) == 1 else char.lower()[:1] or char
 
 
+def _key(word: str) -> str:
+    """A whole word as unaccent and lower case make it in the index (ß → ss, é → e)."""
+    base = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in base if not unicodedata.combining(c)).casefold()
+
+
 @dataclass(frozen=True)
 class Snippet:
     text: str
     highlights: list[tuple[int, int]]
 
 
-def from_marked(marked: str) -> Snippet:
-    """A snippet from ts_headline's output: the marks removed, their offsets kept."""
-    text: list[str] = []
-    highlights: list[tuple[int, int]] = []
-    start = None
-    for char in marked:
-        if char == START_MARK:
-            start = len(text)
-        elif char == STOP_MARK:
-            if start is not None and start < len(text):
-                highlights.append((start, len(text)))
-            start = None
-        else:
-            text.append(char)
-    snippet = "".join(text)
-    return _clipped(snippet, highlights)
+def plain(text: str) -> str:
+    """``text`` on one line: control characters dropped, whitespace collapsed."""
+    return " ".join(_CONTROL.sub("", text).split())
 
 
-def find_snippet(text: str, words: list[str]) -> Snippet:
-    """A snippet around the first match of any word, and every word's matches in it
-    (prefix matches for the last word, whole-word otherwise being too strict for a
-    fallback: any substring counts)."""
-    folded = fold(text)
-    first = min((i for i in (folded.find(w) for w in words) if i >= 0), default=0)
+def find_snippet(text: str, query: list[str], *, anywhere: bool = False) -> Snippet:
+    """A snippet of plain ``text`` (see :func:`plain`) around its first match, with the
+    offsets of every match in it.
+
+    A match is a word of the text equal to a query word, or starting with the last one,
+    once both are folded: what PostgreSQL's index matched. ``anywhere``: a query word
+    inside a word also matches, as SQLite's LIKE found it (the whole word is highlighted
+    from there).
+    """
+    text = plain(text)
+    spans = _substrings(text, query) if anywhere else _whole_words(text, query)
+    first = spans[0][0] if spans else 0
     begin = max(0, first - SNIPPET_LENGTH // 4)
-    # Start at a word boundary when cutting into the text.
-    if begin:
+    if begin:  # start at a word boundary when cutting into the text
         space = text.find(" ", begin, first)
         begin = space + 1 if space != -1 else begin
-    snippet = " ".join(text[begin : begin + SNIPPET_LENGTH].split())
-    return Snippet(snippet, _matches(snippet, words))
+    end = begin + SNIPPET_LENGTH
+    if end < len(text):
+        end -= len(ELLIPSIS)
+        space = text.rfind(" ", begin, end + 1)
+        if space > first:  # back to a word boundary, keeping the first match
+            end = space
+    snippet = text[begin:end].rstrip() + (ELLIPSIS if end < len(text) else "")
+    kept = len(snippet) - (end < len(text))
+    return Snippet(
+        snippet, [(s - begin, e - begin) for s, e in spans if begin <= s and e - begin <= kept]
+    )
 
 
-def _matches(snippet: str, words: list[str]) -> list[tuple[int, int]]:
-    folded = fold(snippet)
+def _whole_words(text: str, query: list[str]) -> list[tuple[int, int]]:
+    if not query:
+        return []
+    *exact, prefix = (_key(word) for word in query)
+    wanted = set(exact)
+    spans = []
+    for match in words(text):
+        key = _key(match.group())
+        if key in wanted or key.startswith(prefix):
+            spans.append(match.span())
+    return spans
+
+
+def _substrings(text: str, query: list[str]) -> list[tuple[int, int]]:
+    folded = fold(text)
     spans: list[tuple[int, int]] = []
-    for word in words:
+    for word in query:
         start = folded.find(word)
         while start != -1:
-            end = start + len(word)
-            while end < len(folded) and (folded[end].isalnum() or folded[end] == "_"):
-                end += 1  # the whole word, as PostgreSQL highlights a prefix match
+            # To the end of the word, as PostgreSQL highlights a prefix match.
+            found = _word_re().match(folded, start)
+            end = max(start + len(word), found.end() if found else 0)
             spans.append((start, end))
             start = folded.find(word, end)
     return _merged(spans)
@@ -109,12 +167,3 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
-
-
-def _clipped(text: str, highlights: list[tuple[int, int]]) -> Snippet:
-    if len(text) <= SNIPPET_LENGTH:
-        return Snippet(text, highlights)
-    cut = text[: SNIPPET_LENGTH - 1] + "…"
-    return Snippet(
-        cut, [(s, min(e, SNIPPET_LENGTH - 1)) for s, e in highlights if s < SNIPPET_LENGTH - 1]
-    )

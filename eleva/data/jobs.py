@@ -4,14 +4,21 @@ A job is a function of ``eleva.services`` named by its dotted path, with JSON-ab
 keyword arguments. Nothing secret is ever an argument: RQ keeps arguments in Redis and
 its worker logs a job's description, so a job that needs a token makes it itself.
 
-- ``enqueue(func, **kwargs)``: with Redis, the job goes to the ``eleva`` queue (retried
-  ``JOB_RETRIES`` times, ``JOB_RETRY_INTERVALS`` apart); without, it runs at once, here,
-  with the same retries minus the waits, and a failure is logged, not raised (the
+- ``enqueue(func, queue_name=…, **kwargs)``: with Redis, the job goes to a queue
+  (retried ``JOB_RETRIES`` times, ``JOB_RETRY_INTERVALS`` apart): ``EMAIL_QUEUE`` for
+  emails, ``QUEUE_NAME`` for the rest (documents' text). Without Redis it runs at once,
+  here, with the same retries minus the waits, and a failure is logged, not raised (the
   request that asked for an email has done its part).
+- ``outbox(func, **kwargs)`` then ``dispatch()``: a job that must happen if and only if
+  a change commits (the email saying a password changed) is written into the change's
+  transaction (``OutboxJob``) and queued after the commit; a queue that is down then
+  delays it (``sweep_outbox``, run by ``flask jobs sweep`` and when a worker starts)
+  instead of losing it or failing a change that was made.
 - ``schedule(func, at=…, job_id=…)``: RQ's own scheduling (``enqueue_at``), run by the
   worker's scheduler; a job can schedule its next run (the hourly erasure).
-- ``flask jobs worker`` (the Procfile's ``worker:``) runs RQ's worker in the app; it
-  waits for Redis (with backoff, one line per try) rather than dying at start.
+- ``flask jobs worker`` (the Procfile's ``worker:``) runs RQ's worker in the app, on
+  both queues, emails first: a worker busy with documents takes the next email before
+  the next document. It waits for Redis (with backoff, one line per try) at start.
 
 Every attempt of a job ends with one log line (job, id, outcome, duration, attempt) and
 is counted for ``/metrics`` (eleva.data.metrics: in Redis for the worker's jobs).
@@ -20,25 +27,30 @@ is counted for ``/metrics`` (eleva.data.metrics: in Redis for the worker's jobs)
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 from flask import Flask, current_app
 from rq import Queue, Retry, Worker, get_current_job
+from sqlalchemy import delete, or_, select, update
 
 from eleva.core.errors import ServiceUnavailable
 from eleva.data import metrics
 from eleva.data.db import db
+from eleva.data.models import OutboxJob, utcnow
 
 log = logging.getLogger("eleva.jobs")
 
-QUEUE_NAME = "eleva"
+QUEUE_NAME = "eleva"  # documents' text extraction, and any job but emails
+EMAIL_QUEUE = "eleva-emails"
+QUEUES = (EMAIL_QUEUE, QUEUE_NAME)  # what a worker listens to, in this order
 # A request that needs Redis answers 503 within about a second when it does not answer.
 SOCKET_TIMEOUT = 1.0
 
@@ -59,11 +71,11 @@ def connection() -> redis.Redis | None:
     return conn
 
 
-def queue(conn: redis.Redis | None = None) -> Queue:
+def queue(conn: redis.Redis | None = None, name: str = QUEUE_NAME) -> Queue:
     conn = conn or connection()
     if conn is None:
         raise RuntimeError("REDIS_URL is not set: jobs run in the web process")
-    return Queue(QUEUE_NAME, connection=conn)
+    return Queue(name, connection=conn)
 
 
 def queues(conn: redis.Redis | None = None) -> dict[str, Queue | None]:
@@ -76,10 +88,22 @@ def name_of(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
 
 
-def enqueue(func: Callable[..., Any], /, *, job_timeout: int | None = None, **kwargs: Any) -> bool:
+def enqueue(
+    func: Callable[..., Any],
+    /,
+    *,
+    queue_name: str = QUEUE_NAME,
+    job_timeout: int | None = None,
+    **kwargs: Any,
+) -> bool:
     """Run ``func(**kwargs)`` in the background, or now without Redis (then True: it
     has run); the worker stops it after ``job_timeout`` seconds (default ``JOB_TIMEOUT``)."""
-    name = name_of(func)
+    return _enqueue(name_of(func), kwargs, queue_name=queue_name, job_timeout=job_timeout)
+
+
+def _enqueue(
+    name: str, kwargs: dict[str, Any], *, queue_name: str, job_timeout: int | None = None
+) -> bool:
     conn = connection()
     if conn is None:
         run_here(name, kwargs)
@@ -87,7 +111,7 @@ def enqueue(func: Callable[..., Any], /, *, job_timeout: int | None = None, **kw
     config = current_app.config
     retries = config["JOB_RETRIES"]
     try:
-        queue(conn).enqueue(
+        queue(conn, queue_name).enqueue(
             perform,
             name,
             kwargs,
@@ -143,6 +167,115 @@ def attempts_left() -> int:
     return _attempts_left.get()
 
 
+# -- the outbox: jobs that exist if and only if their transaction commits -------------------
+
+_OUTBOX_KEY = "eleva.outbox"  # the session's outbox rows, until dispatch()
+# A row not queued this long after its commit was left behind (the queue was down, or the
+# process died in between); one queued this long ago and still there was lost or keeps
+# failing: the sweep queues both again.
+OUTBOX_LEFT_BEHIND = timedelta(seconds=30)
+OUTBOX_LOST = timedelta(hours=1)
+# A job still not done this long after its change is given up (logged as an error).
+OUTBOX_GIVE_UP = timedelta(days=7)
+
+
+def outbox(func: Callable[..., Any], /, *, queue_name: str = EMAIL_QUEUE, **kwargs: Any) -> None:
+    """Write the job ``func(**kwargs)`` into the current transaction; :func:`dispatch`
+    queues it once the caller has committed (nothing happens if it rolls back). A job
+    about a user (``user_id``) is deleted with the user's row."""
+    row = OutboxJob(
+        name=name_of(func),
+        arguments=json.dumps(kwargs),
+        queue=queue_name,
+        user_id=kwargs.get("user_id"),
+        created_at=utcnow(),
+    )
+    db.session.add(row)
+    db.session.flush()
+    db.session.info.setdefault(_OUTBOX_KEY, []).append((row.id, queue_name))
+
+
+def dispatch() -> None:
+    """Queue the outbox jobs this session committed. A queue that is down is no error:
+    the change is made, and its jobs wait for the sweep."""
+    rows = db.session.info.pop(_OUTBOX_KEY, [])
+    if rows:
+        _queue_outboxed(rows)
+
+
+def sweep_outbox(now: datetime | None = None) -> int:
+    """Queue again the outbox jobs left behind or lost (``OUTBOX_LEFT_BEHIND``,
+    ``OUTBOX_LOST``); how many. Those older than ``OUTBOX_GIVE_UP`` are dropped."""
+    now = now or utcnow()
+    given_up = db.session.execute(
+        delete(OutboxJob)
+        .where(OutboxJob.created_at < now - OUTBOX_GIVE_UP)
+        .returning(OutboxJob.name)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.commit()
+    for (name,) in given_up:
+        log.error("outbox job %s given up: not done within %s", name, OUTBOX_GIVE_UP)
+    rows = db.session.execute(
+        select(OutboxJob.id, OutboxJob.queue)
+        .where(
+            or_(
+                OutboxJob.queued_at.is_(None) & (OutboxJob.created_at < now - OUTBOX_LEFT_BEHIND),
+                OutboxJob.queued_at < now - OUTBOX_LOST,
+            )
+        )
+        .order_by(OutboxJob.id)
+    )
+    pending = [(outbox_id, queue_name) for outbox_id, queue_name in rows]
+    db.session.rollback()
+    return _queue_outboxed(pending)
+
+
+def _queue_outboxed(rows: list[tuple[int, str]]) -> int:
+    """Queue the outbox jobs ``rows`` (id, queue), and say so in the rows."""
+    if connection() is None:  # development: run each now, as enqueue() would
+        for outbox_id, _queue_name in rows:
+            run_here(name_of(perform_outboxed), {"outbox_id": outbox_id})
+        return len(rows)
+    queued = []
+    for outbox_id, queue_name in rows:
+        try:
+            _enqueue(name_of(perform_outboxed), {"outbox_id": outbox_id}, queue_name=queue_name)
+        except ServiceUnavailable:
+            log.warning("%d outbox job(s) left for the sweep: the queue is down", len(rows))
+            break
+        queued.append(outbox_id)
+    if queued:
+        db.session.execute(
+            update(OutboxJob)
+            .where(OutboxJob.id.in_(queued))
+            .values(queued_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+    return len(queued)
+
+
+def perform_outboxed(outbox_id: int) -> None:
+    """The job of an outbox row: run it, then delete the row. Locked meanwhile (where the
+    database can): a second copy of the job, queued by the sweep, finds nothing to do."""
+    row = db.session.execute(
+        select(OutboxJob.name, OutboxJob.arguments)
+        .where(OutboxJob.id == outbox_id)
+        .with_for_update(skip_locked=True)
+    ).first()
+    if row is None:  # done already, or being done
+        db.session.rollback()
+        return
+    _call(row.name, json.loads(row.arguments))  # in its own app context and session
+    db.session.execute(
+        delete(OutboxJob)
+        .where(OutboxJob.id == outbox_id)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
 def run_here(name: str, kwargs: dict[str, Any]) -> None:
     """Run a job in this process, retrying as the queue would; never raise."""
     attempts = current_app.config["JOB_RETRIES"] + 1
@@ -176,7 +309,9 @@ def perform(name: str, kwargs: dict[str, Any]) -> None:
     try:
         _call(name, kwargs)
     except Exception as exc:
-        _attempt_ended(name, job.id if job else None, attempt, attempts, started, type(exc).__name__)
+        _attempt_ended(
+            name, job.id if job else None, attempt, attempts, started, type(exc).__name__
+        )
         raise
     _attempt_ended(name, job.id if job else None, attempt, attempts, started, None)
 
@@ -186,6 +321,11 @@ def _attempt_of(job: Any) -> tuple[int, int]:
     retries = current_app.config["JOB_RETRIES"]
     left = job.retries_left if job is not None else None
     return (retries - left + 1 if left is not None else 1), retries + 1
+
+
+def in_worker() -> bool:
+    """Whether this code runs as a job of an RQ worker (not in the web process)."""
+    return get_current_job() is not None
 
 
 def earlier_attempt_died() -> bool:
@@ -293,9 +433,9 @@ def work(
     worker_class: type[Worker] = Worker,
     once_connected: Callable[[], Any] | None = None,
 ) -> bool:
-    """Run an RQ worker on the ``eleva`` queue in this app (with its scheduler, which
-    puts retried jobs back on the queue when their wait is over); ``once_connected``
-    runs when Redis first answers, before the first job."""
+    """Run an RQ worker on ``QUEUES``, emails first, in this app (with its scheduler,
+    which puts retried jobs back on the queue when their wait is over);
+    ``once_connected`` runs when Redis first answers, before the first job."""
     conn = connection()
     if conn is None:
         raise RuntimeError("REDIS_URL is not set: there is no queue to work on")
@@ -305,7 +445,7 @@ def work(
     if once_connected is not None:
         once_connected()
     worker = worker_class(
-        [queue(worker_conn)],
+        [queue(worker_conn, name) for name in QUEUES],
         connection=worker_conn,
         work_horse_killed_handler=_work_horse_killed,
     )

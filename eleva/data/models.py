@@ -39,6 +39,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import ColumnElement
 
 from eleva.core import study as study_core
+from eleva.core.search import SEPARATORS
 from eleva.data.db import Base, unique_index
 
 # Full-text search (PostgreSQL): a language-neutral configuration that drops accents,
@@ -55,11 +56,25 @@ SEARCH_CONFIG = "eleva_search"
 OWNER_LEXEME = "\x01"
 
 
+def searchable(text: str) -> str:
+    """SQL of the text the parser is given, from SQL of a text: its ASCII punctuation made
+    spaces (eleva.core.search.SEPARATORS), so that parsing is linear in the text.
+
+    One replace() per character: each is a fast scan, where one translate() of them all
+    costs as much as parsing the text (it compares every character with each of them).
+    ``%`` is spelled chr(37): DDL passes through drivers that read it as a placeholder.
+    """
+    for char in SEPARATORS:
+        literal = "chr(37)" if char == "%" else "'" + char.replace("'", "''") + "'"
+        text = f"replace({text}, {literal}, ' ')"
+    return text
+
+
 def search_vector(title: str, body: str) -> str:
     """SQL of a row's weighted search vector, from SQL of its title and body."""
     return (
-        f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, {title}), 'A') || "
-        f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, {body}), 'B') || "
+        f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, {searchable(title)}), 'A') || "
+        f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, {searchable(body)}), 'B') || "
         f"array_to_tsvector(ARRAY[chr({ord(OWNER_LEXEME)}) || owner_id::text])"
     )
 
@@ -185,8 +200,9 @@ class User(TimestampMixin, Base):
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     picture_key: Mapped[str | None] = mapped_column(String(255))
     # Bytes of the user's documents, uploads in progress included (their size is
-    # reserved when they start). Kept by eleva.services.documents in the same
-    # transaction as the document rows; the quota is a conditional UPDATE of it.
+    # reserved when they start), and notes (Note.size). Kept by eleva.services.documents
+    # and eleva.services.notes in the same transaction as the rows; the quota is a
+    # conditional UPDATE of it.
     storage_used: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Study settings (the private view's ``study``): what a study day is and how much
     # of one the review queue fills.
@@ -285,15 +301,18 @@ class LoginSession(Base):
         return f"<LoginSession {self.id} user={self.user_id}>"
 
 
-TOKEN_PURPOSES = ("reset", "verify")
+TOKEN_PURPOSES = ("reset", "verify", "revert")
 
 
 class AccountToken(Base):
-    """A secret sent by email in a link: a password reset or an email verification.
+    """A secret sent by email in a link: a password reset, an email verification, or the
+    "this wasn't me" link of an email change (``revert``).
 
     Only its SHA-256 is stored (``digest``). ``email`` is the address it was sent to: a
-    verification token proves that address, and none other. Single use: consumed by a
-    conditional DELETE … RETURNING, so of two concurrent uses exactly one gets the row.
+    verification token proves that address, a reset token works while it is still the
+    account's, and a revert token names the address it restores (which no other account
+    may take while it lives). Single use: consumed by a conditional DELETE … RETURNING, so
+    of two concurrent uses exactly one gets the row.
     """
 
     __tablename__ = "account_tokens"
@@ -309,8 +328,40 @@ class AccountToken(Base):
     __table_args__ = (
         # A token is found by its digest (and 256 random bits never collide).
         Index("uq_account_tokens_digest", digest, unique=True),
-        CheckConstraint("purpose IN ('reset', 'verify')", name="purpose"),
+        # The addresses live revert tokens keep for their accounts (registration and
+        # email changes look them up).
+        Index(
+            "ix_account_tokens_revert_email",
+            email,
+            postgresql_where=text("purpose = 'revert'"),
+            sqlite_where=text("purpose = 'revert'"),
+        ),
+        CheckConstraint("purpose IN ('reset', 'verify', 'revert')", name="purpose"),
     )
+
+
+class OutboxJob(Base):
+    """A background job written in the transaction of the change it reports (the email
+    saying a password changed): it exists if and only if that change committed.
+
+    Queued right after the commit (``queued_at``); when the queue was down then, ``flask
+    jobs sweep`` queues it later. The job deletes its row once done (eleva.data.jobs). A
+    row about a user goes with the user: an erased account leaves no job behind.
+    """
+
+    __tablename__ = "job_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))  # the job's function, a dotted path
+    arguments: Mapped[str] = mapped_column(Text)  # JSON: ids and addresses, never a secret
+    queue: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_job_outbox_queued_created", "queued_at", "created_at"),)
 
 
 class Subject(TimestampMixin, Base):
@@ -370,6 +421,9 @@ class Note(TimestampMixin, Base):
     # The list shows eleva.core.markdown.excerpt(body), computed on every write of the
     # body: a list then reads 200 characters per note, never a body of up to 100,000.
     excerpt: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # What the note counts in its owner's storage_used: its title and body in UTF-8
+    # (eleva.services.notes keeps both in the transaction that writes the note).
+    size: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     search_vector: Mapped[Any] = search_vector_column(*NOTE_SEARCH)
 
     __table_args__ = (
@@ -417,6 +471,9 @@ class Document(TimestampMixin, Base):
     # when the upload was completed.
     upload_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the text-extraction job was put on the queue; NULL while the text is pending
+    # and waits for one of its owner's few places in the queue (eleva.services.document_text).
+    text_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # What the text-extraction job read from the file (at most extraction.MAX_CHARS
     # characters; empty until ``text_status`` is ready). Deferred: only search reads it.
     extracted_text: Mapped[str] = mapped_column(Text, default="", server_default="", deferred=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote
 
-from flask import Flask, current_app, has_request_context, url_for
+from flask import Flask, current_app, has_request_context, request, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 log = logging.getLogger("eleva.storage")
@@ -285,13 +285,21 @@ class LocalBackend:
     def download_url(self, key: str, *, filename: str, content_type: str, expires_in: int) -> str:
         # The token carries what the file route needs: no database read to serve it.
         token = sign(DOWNLOAD_SALT, {"k": check_key(key), "f": filename, "t": content_type})
-        return url_for(DOWNLOAD_ENDPOINT, token=token, _external=True)
+        return self._app_url(DOWNLOAD_ENDPOINT, token=token)
 
     def upload_form(self, key: str, *, size: int, expires_in: int, token: Any) -> UploadForm:
-        return UploadForm(
-            url_for(UPLOAD_ENDPOINT, token=sign(UPLOAD_SALT, token), _external=True),
-            {},
-        )
+        return UploadForm(self._app_url(UPLOAD_ENDPOINT, token=sign(UPLOAD_SALT, token)), {})
+
+    def _app_url(self, endpoint: str, **values: Any) -> str:
+        """A URL of one of the app's routes to hand out, as :meth:`url` builds media URLs:
+        on PUBLIC_BASE_URL, the request's own host only where allowed (development),
+        else relative to the API's origin."""
+        if self.request_host and not self.public_base_url:
+            return url_for(endpoint, **values, _external=True)
+        path = url_for(endpoint, **values)
+        if has_request_context() and request.script_root:
+            path = path.removeprefix(request.script_root)
+        return f"{self.public_base_url or ''}{path}"
 
     def delete(self, key: str) -> None:
         try:

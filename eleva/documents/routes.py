@@ -32,6 +32,15 @@ SUBJECT_ID = "<int(min=1, max=2147483647):subject_id>"
 DOCUMENT_ID = "<int(min=1, max=2147483647):document_id>"
 
 
+# Uploads through the API and direct upload starts share one budget per user
+# (RATELIMIT_UPLOAD): two routes are not two budgets.
+upload_budget = limiter.shared_limit(
+    ratelimit.upload_limit,
+    scope=ratelimit.DOCUMENT_UPLOAD_SCOPE,
+    key_func=ratelimit.current_user_id,
+)
+
+
 def _location(document) -> dict[str, str]:
     return {"Location": url_for("documents.DocumentById", document_id=document.id)}
 
@@ -57,7 +66,7 @@ class SubjectDocuments(MethodView):
 
     @blp.login_required
     @body_limit("DOCUMENT_MAX_MB")
-    @limiter.limit(ratelimit.upload_limit, key_func=ratelimit.current_user_id)
+    @upload_budget
     @blp.arguments(DocumentUploadSchema, location="files")
     @blp.response(201, DocumentSchema, headers={"Location": {"schema": {"type": "string"}}})
     @blp.alt_response(404, response="NOT_FOUND")
@@ -70,7 +79,11 @@ class SubjectDocuments(MethodView):
 
         Its type is judged by content (415 otherwise). 413 when the file is larger than
         DOCUMENT_MAX_MB or would pass your storage quota (the message says "quota").
-        The file is streamed to storage, never held whole in memory.
+        The file is streamed to storage, never held whole in memory. Uploads and direct
+        starts share one limit per user (RATELIMIT_UPLOAD). A PDF, text, Markdown or DOCX
+        answers ``text_status`` ``pending``: a background job extracts its text for
+        search. At most TEXT_EXTRACTION_QUEUED of your documents are in its queue at a
+        time; the others wait their turn, still pending, and are read in upload order.
         """
         upload = files["file"]
         document = documents.upload_document(
@@ -82,7 +95,7 @@ class SubjectDocuments(MethodView):
 @blp.route(f"/subjects/{SUBJECT_ID}/documents/uploads")
 class DirectUploads(MethodView):
     @blp.login_required
-    @limiter.limit(ratelimit.upload_limit, key_func=ratelimit.current_user_id)
+    @upload_budget
     @blp.arguments(DirectUploadCreateSchema)
     @blp.response(201, DirectUploadSchema, headers={"Location": {"schema": {"type": "string"}}})
     @blp.alt_response(404, response="NOT_FOUND")

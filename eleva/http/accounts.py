@@ -37,10 +37,10 @@ def username_field(**kwargs: Any) -> Text:
     )
 
 
-def email_field(**kwargs: Any) -> Text:
+def email_field(*, metadata: dict[str, Any] | None = None, **kwargs: Any) -> Text:
     return Text(
         validate=[validate.Length(max=254), validate.Email()],
-        metadata={"format": "email", "example": "ada@example.com"},
+        metadata=metadata or {"format": "email", "example": "ada@example.com"},
         **kwargs,
     )
 
@@ -51,8 +51,9 @@ def password_field(*, metadata: dict[str, Any] | None = None, **kwargs: Any) -> 
         validate=validate.Length(min=8, max=128),
         load_only=True,
         metadata={
-            "description": "8 to 128 characters, any Unicode; not a common password, "
-            "not the username or email.",
+            "description": "8 to 128 characters, any Unicode; not one of the 20,000 most "
+            "common passwords, nor the username, the email or its local part (compared "
+            "without case, after NFKC): those are a field error (422).",
             "format": "password",
             "example": "Enigma-rotor-1943",
             **(metadata or {}),

@@ -245,7 +245,7 @@ class Blueprint(smorest_compat.Blueprint):
 def text2properties(self: Any, field: ma.fields.Field, ret: dict, **kwargs: Any) -> dict:
     """apispec attribute function: what a ``Text`` field refuses beyond its own rules.
 
-    NUL, and for a required length a blank string, as patterns (JSON Schema's dialect:
+    NUL, STX and ETX, and for a required length a blank string, as patterns (JSON Schema's dialect:
     ``\\s`` is exactly ``WHITESPACE``, what Text trims). A field with a pattern or
     choices of its own already excludes both.
     """

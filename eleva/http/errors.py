@@ -114,7 +114,7 @@ def init_app(app: Flask) -> None:
     """Register after the flask-smorest Api so ours replace its HTTPException handler."""
     app.register_error_handler(AppError, _handle_app_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
-    # psycopg's own too: fast reads run on the driver (eleva.data.fastread).
+    # psycopg's own too: a statement run on the driver connection (a migration, a job).
     for exc in (
         sa_exc.OperationalError,
         sa_exc.InterfaceError,

@@ -9,9 +9,15 @@ import marshmallow as ma
 
 from eleva.core.text import WHITESPACE
 
+# What no text field takes: NUL (PostgreSQL refuses it), and STX and ETX, the usual in-band
+# marks of text-search highlighting (PostgreSQL's ts_headline StartSel/StopSel): stored,
+# they would forge highlights wherever such marks are read. (Eléva's own snippets are
+# built without marks: eleva.core.search.)
+REFUSED_CHARACTERS = "\x00\x02\x03"
+_REFUSED = r"\u0000\u0002\u0003"
 # Documented on Text fields without a pattern of their own (see eleva.api).
-NO_NUL_PATTERN = r"^[^\u0000]*$"
-NOT_BLANK_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+NO_NUL_PATTERN = rf"^[^{_REFUSED}]*$"
+NOT_BLANK_PATTERN = rf"^[^{_REFUSED}]*[^\s{_REFUSED}][^{_REFUSED}]*$"
 # has_visible_character as a pattern both JSON Schema's ECMA-262 dialect (without the
 # Unicode flag: no \p{…} property escapes) and Python's re understand: at least one
 # character that is not whitespace, a control, a format character (zero-width, bidi) or
@@ -23,7 +29,7 @@ _INVISIBLE = (
     r"\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ue000-\uf8ff"
     r"\ufeff\ufff9-\ufffb"
 )
-VISIBLE_PATTERN = rf"^[^\u0000]*[^{_INVISIBLE}][^\u0000]*$"
+VISIBLE_PATTERN = rf"^[^{_REFUSED}]*[^{_INVISIBLE}][^{_REFUSED}]*$"
 _VISIBLE_RE = re.compile(VISIBLE_PATTERN, re.DOTALL)
 
 
@@ -31,7 +37,8 @@ class Text(ma.fields.String):
     """A string that every layer below can store and encode.
 
     NUL is refused by PostgreSQL and lone surrogates cannot be encoded as UTF-8: both
-    would surface as a 500 far from the input that caused it, so they stop here.
+    would surface as a 500 far from the input that caused it, so they stop here, with
+    STX and ETX (``REFUSED_CHARACTERS``: highlight marks).
     ``strip`` trims surrounding whitespace (``WHITESPACE``). Length rules count the string
     as sent, as the spec's ``minLength``/``maxLength`` do; the other rules (patterns,
     email, choices) see it trimmed, as it is stored. Trimmed to nothing, a string that
@@ -55,7 +62,7 @@ class Text(ma.fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in text:
+        if any(char in text for char in REFUSED_CHARACTERS):
             raise self.make_error("invalid_chars")
         try:
             text.encode("utf-8")

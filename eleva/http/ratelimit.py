@@ -19,12 +19,16 @@ from flask import Response, current_app, request
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 
+from eleva.core.errors import Unauthorized
 from eleva.http import auth
 from eleva.http.errors import error_response
 from eleva.services import auth as auth_service
 
 ACCOUNT_SCOPE = "account"
 PASSWORD_CHECK_SCOPE = "password-check"  # noqa: S105 (a counter name)
+# One budget per user for the routes that start a document upload (multipart, direct).
+DOCUMENT_UPLOAD_SCOPE = "document-upload"
+NOTE_WRITE_SCOPE = "note-write"
 
 
 def _too_many_requests(limit: RequestLimit) -> Response:
@@ -69,10 +73,6 @@ def current_account() -> str:
     # Under login_required (which runs first): the caller's account, the login's counter.
     user_id = auth.current_user_id()
     return auth_service.account_counter(user_id) if user_id is not None else "account:"
-
-
-def bearer_token() -> str:
-    return f"token:{_digest(request.headers.get('Authorization', ''))}"
 
 
 def current_user_id() -> str:
@@ -125,12 +125,25 @@ def email_change_limit() -> str:
 
 
 def refresh_credential() -> str:
-    """The refresh token of this request, as Bearer or as the refresh cookie."""
-    header = request.headers.get("Authorization")
-    if header is None:
-        cookie = request.cookies.get(current_app.config["JWT_REFRESH_COOKIE_NAME"], "")
-        return f"token:{_digest(cookie)}"
-    return f"token:{_digest(header)}"
+    """What the refresh limit counts: the login session of this request's refresh token
+    (Bearer, the scheme in any case and any spacing, or the refresh cookie), so every
+    token of a session and every spelling of its header share one budget; a token that
+    does not verify counts on its own value."""
+    if "Authorization" in request.headers:
+        try:
+            token = auth.bearer_token()
+        except Unauthorized:
+            return f"token:{_digest(request.headers['Authorization'])}"
+    else:
+        token = request.cookies.get(current_app.config["JWT_REFRESH_COOKIE_NAME"], "")
+    try:
+        return f"session:{auth.read_token(token, 'refresh').session_id}"
+    except Unauthorized:
+        return f"token:{_digest(token)}"
+
+
+def note_write_limit() -> str:
+    return current_app.config["RATELIMIT_NOTE_WRITE"]
 
 
 def counters_reachable() -> bool:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from flask import url_for
 from flask.views import MethodView
 
+from eleva.http import ratelimit
 from eleva.http.api import Blueprint, json_body_limit
+from eleva.http.ratelimit import limiter
 from eleva.notes.schemas import (
     BODY_MAX,
     TITLE_MAX,
@@ -18,6 +20,14 @@ from eleva.notes.schemas import (
 )
 from eleva.services import notes
 from eleva.services.auth import CurrentUser
+
+# Creating and changing notes share one budget per user (RATELIMIT_NOTE_WRITE): a note
+# is up to 100,000 characters, indexed for search on every write.
+note_writes = limiter.shared_limit(
+    ratelimit.note_write_limit,
+    scope=ratelimit.NOTE_WRITE_SCOPE,
+    key_func=ratelimit.current_user_id,
+)
 
 blp = Blueprint("notes", __name__, description="Markdown notes in your subjects")
 
@@ -54,12 +64,20 @@ class SubjectNotes(MethodView):
 
     @blp.login_required
     @json_body_limit(NOTE_BODY_BYTES)
+    @note_writes
     @blp.arguments(NoteCreateSchema)
     @blp.response(201, NoteSchema, headers={"Location": {"schema": {"type": "string"}}})
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def post(self, me: CurrentUser, data, subject_id):
-        """Write a note in one of your subjects. Location: /api/v1/notes/<id>."""
+        """Write a note in one of your subjects. Location: /api/v1/notes/<id>.
+
+        A note counts in your storage quota (its title and body in UTF-8, see GET
+        /users/me/storage): 413, with a message that says "quota", when it would pass it.
+        Note writes (creations and changes) are limited per user (RATELIMIT_NOTE_WRITE).
+        """
         note = notes.create_note(me.id, subject_id, data)
         return note, {"Location": url_for("notes.NoteById", note_id=note.id)}
 
@@ -76,16 +94,20 @@ class NoteById(MethodView):
 
     @blp.login_required
     @json_body_limit(NOTE_BODY_BYTES)
+    @note_writes
     @blp.etag
     @blp.arguments(NoteUpdateSchema)
     @blp.response(200, NoteSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def patch(self, me: CurrentUser, changes, note_id):
         """Change any of title, body, subject_id (a move to another of your subjects).
 
         A subject_id that is not one of yours is a 422 field error. If-Match is
-        optional; when sent, it must be the current ETag (else 412).
+        optional; when sent, it must be the current ETag (else 412). A longer note must
+        fit in your storage quota (413); writes are limited per user (429).
         """
         note = notes.get_note(me.id, note_id, for_update=True)
         blp.check_etag(note, NoteSchema)

@@ -1,5 +1,6 @@
-"""Account recovery: forgotten passwords and email verification, what the links sent
-by email (``eleva.services.emails``) do when they come back.
+"""Account recovery: forgotten passwords, email verification and the "this wasn't me"
+link of an email change, what the links sent by email (``eleva.services.emails``) do
+when they come back.
 
 Link tokens are single use even under concurrency: one conditional DELETE … RETURNING
 consumes a token, so of two requests presenting it at once exactly one gets the row.
@@ -14,7 +15,7 @@ from eleva.core.errors import ValidationFailed
 from eleva.core.passwords import hash_password
 from eleva.core.tokens import secret_digest
 from eleva.data import jobs
-from eleva.data.db import db
+from eleva.data.db import commit, db
 from eleva.data.models import AccountToken, User, utcnow
 from eleva.services import auth, emails
 
@@ -26,12 +27,13 @@ BAD_VERIFY_TOKEN = (
     "This verification link is invalid, expired, already used, or for an address that is "  # noqa: S105
     "no longer the account's."
 )
+BAD_REVERT_TOKEN = "This link is invalid, expired or already used."  # noqa: S105
 
 
 def request_password_reset(email: str) -> None:
     """Queue the reset email. Nothing is looked up here: the answer, and its time, are
     the same whether or not an account has this address (the job looks)."""
-    jobs.enqueue(emails.send_password_reset, email=auth.normalise_email(email))
+    emails.queue(emails.send_password_reset, email=auth.normalise_email(email))
 
 
 def _token_row(digest: str, purpose: str) -> tuple[int, str] | None:
@@ -66,7 +68,8 @@ def reset_password(*, token: str, new_password: str) -> None:
     digest = secret_digest(token)
     found = _token_row(digest, emails.RESET)
     user = db.session.get(User, found[0], with_for_update=True) if found else None
-    if found is None or user is None or not user.is_active:
+    # A link sent to an address that is no longer the account's is no key to it.
+    if found is None or user is None or not user.is_active or found[1] != user.email:
         db.session.rollback()
         raise ValidationFailed.field("token", BAD_RESET_TOKEN)
     # The rules before the token is spent: a refused password leaves the link usable.
@@ -79,21 +82,43 @@ def reset_password(*, token: str, new_password: str) -> None:
         db.session.rollback()
         raise ValidationFailed.field("token", BAD_RESET_TOKEN)
     user.password_hash = password_hash
-    if consumed[1] == user.email:  # the link reached this address
-        user.email_verified = True
+    user.email_verified = True  # the link reached the account's address
     void_reset_tokens(user.id)
     auth.end_sessions(user.id, reason="reset")
+    # In this transaction: the notice is sent if and only if the password changed, even
+    # when the queue is down right now (jobs.outbox).
+    emails.later(emails.notify_password_changed, user_id=user.id, reset=True)
     db.session.commit()
-    jobs.enqueue(emails.notify_password_changed, user_id=user.id, reset=True)
+    jobs.dispatch()
 
 
-def void_reset_tokens(user_id: int) -> None:
-    """Delete the user's outstanding reset tokens. The caller commits."""
+def void_reset_tokens(user_id: int, *purposes: str) -> None:
+    """Delete the user's outstanding reset tokens (or those of ``purposes``). The caller
+    commits."""
     db.session.execute(
         delete(AccountToken)
-        .where(AccountToken.user_id == user_id, AccountToken.purpose == emails.RESET)
+        .where(
+            AccountToken.user_id == user_id,
+            AccountToken.purpose.in_(purposes or (emails.RESET,)),
+        )
         .execution_options(synchronize_session=False)
     )
+
+
+def revert_email(*, token: str) -> None:
+    """"This wasn't me": give the account back the address an email change took from it
+    (verified: the link reached it), end every session, kill every reset and revert link.
+    """
+    consumed = _consume(secret_digest(token), emails.REVERT)
+    user = db.session.get(User, consumed[0], with_for_update=True) if consumed else None
+    if consumed is None or user is None or not user.is_active:
+        db.session.rollback()
+        raise ValidationFailed.field("token", BAD_REVERT_TOKEN)
+    user.email = consumed[1]
+    user.email_verified = True
+    void_reset_tokens(user.id, emails.RESET, emails.REVERT)
+    auth.end_sessions(user.id, reason="email-revert")
+    commit()  # the address was kept for the account: taken only by hand (409)
 
 
 def verify_email(*, token: str) -> None:
@@ -117,4 +142,4 @@ def verify_email(*, token: str) -> None:
 def resend_verification(user_id: int, email: str, *, verified: bool) -> None:
     """Queue a new verification email for the account's address, unless verified."""
     if not verified:
-        jobs.enqueue(emails.send_email_verification, user_id=user_id, email=email)
+        emails.queue(emails.send_email_verification, user_id=user_id, email=email)

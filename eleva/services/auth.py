@@ -15,7 +15,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import func, select, update
 
 from eleva.core.devices import device_label
-from eleva.core.errors import Forbidden, Unauthorized, ValidationFailed
+from eleva.core.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 from eleva.core.passwords import (
     burn_password_check,
     hash_cost,
@@ -27,7 +27,7 @@ from eleva.core.study import StudySettings
 from eleva.core.text import WHITESPACE
 from eleva.core.tokens import TokenPair
 from eleva.data import jobs
-from eleva.data.db import commit, db
+from eleva.data.db import commit, db, unique_conflicts
 from eleva.data.models import LoginSession, User, utcnow
 from eleva.services import emails
 
@@ -125,8 +125,14 @@ def register(*, email: str, username: str, password: str, full_name: str | None 
         password_hash=hash_password(password, rounds=_rounds()),
     )
     db.session.add(user)
+    with unique_conflicts():
+        db.session.flush()  # the address is this account's (or 409) before it is checked
+    if emails.kept_for_another(email, None):  # kept for the account it was taken from
+        db.session.rollback()
+        raise Conflict.taken("email", "email address")
+    emails.later(emails.send_email_verification, user_id=user.id, email=user.email)
     commit()
-    jobs.enqueue(emails.send_email_verification, user_id=user.id, email=user.email)
+    jobs.dispatch()
     return user
 
 

@@ -108,8 +108,9 @@ def default_title(filename: str) -> str:
 
 def document_ready(document: Document) -> None:
     """Called once a document's bytes are stored, checked and committed (``ready``):
-    a document with text (PDF, text, Markdown, DOCX) gets its extraction job."""
-    if document.text_status == "pending" and document_text.start(document.id):
+    a document with text (PDF, text, Markdown, DOCX) gets its extraction job, or waits
+    for one of its owner's places in the queue (eleva.services.document_text)."""
+    if document.text_status == "pending" and document_text.queue_waiting(document.owner_id):
         db.session.refresh(document)  # extracted at once (development): answer what it is
 
 
@@ -131,7 +132,7 @@ def upload_document(
     _check_size(size)
     kind = _detect(fileobj, name)
     if used + size > quota_bytes():  # early, before storing: the UPDATE below decides
-        raise _over_quota()
+        raise over_quota()
 
     key = document_key(owner_id)
     try:
@@ -192,7 +193,7 @@ def _unsupported() -> UnsupportedMediaType:
     )
 
 
-def _over_quota() -> PayloadTooLarge:
+def over_quota() -> PayloadTooLarge:
     return PayloadTooLarge(
         f"Your storage quota of {current_app.config['STORAGE_QUOTA_MB']} MB would be "
         "exceeded. Delete some documents first."
@@ -221,7 +222,7 @@ def _reserve(owner_id: int, size: int) -> None:
         .execution_options(synchronize_session=False)
     ).first()
     if reserved is None:
-        raise _over_quota()
+        raise over_quota()
 
 
 def _release(owner_id: int, size: int) -> None:

@@ -1,22 +1,27 @@
-"""The account emails, as background jobs (``eleva.data.jobs``).
+"""The account emails, as background jobs (``eleva.data.jobs``) on the email queue.
 
 A request enqueues one of these with ids and addresses, never a secret: a job that
 sends a link makes the link's token itself (``new_link_token``), so that no token is
 ever in Redis, in a job's description, or in a log line. Each job re-reads what it
 needs and does nothing when it no longer applies (account gone or deactivated, address
-changed since, already verified).
+changed since, already verified). An email that reports a change (password changed,
+email changed) is written into the change's transaction (``later``): it exists if and
+only if the change does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from eleva.core.tokens import new_secret, secret_digest
-from eleva.data import mail
+from eleva.data import counters, jobs, mail
 from eleva.data.db import db
 from eleva.data.models import AccountToken, Erasure, Export, User, utcnow
 
@@ -24,12 +29,25 @@ log = logging.getLogger("eleva.emails")
 
 RESET = "reset"
 VERIFY = "verify"
+REVERT = "revert"
+
+
+def queue(func: Callable[..., Any], /, **kwargs: Any) -> None:
+    """Send an email in the background, now (on the email queue)."""
+    jobs.enqueue(func, queue_name=jobs.EMAIL_QUEUE, **kwargs)
+
+
+def later(func: Callable[..., Any], /, **kwargs: Any) -> None:
+    """Send an email once the current transaction commits (``jobs.dispatch()``)."""
+    jobs.outbox(func, queue_name=jobs.EMAIL_QUEUE, **kwargs)
 
 
 def _lifetime(purpose: str) -> timedelta:
     config = current_app.config
     if purpose == RESET:
         return timedelta(minutes=config["PASSWORD_RESET_MINUTES"])
+    if purpose == REVERT:
+        return timedelta(days=config["EMAIL_REVERT_DAYS"])
     return timedelta(hours=config["EMAIL_VERIFY_HOURS"])
 
 
@@ -38,7 +56,23 @@ def _human(delta: timedelta) -> str:
     if minutes % 60:
         return f"{minutes} minute{'s' * (minutes != 1)}"
     hours = minutes // 60
-    return f"{hours} hour{'s' * (hours != 1)}"
+    if delta < timedelta(days=3):
+        return f"{hours} hour{'s' * (hours != 1)}"
+    return f"{hours // 24} days"
+
+
+def _send(template: str, to: str, *, verified: bool, **context: Any) -> None:
+    """Send ``template`` to ``to`` now, unless that address is one its account has not
+    verified and has had its RATELIMIT_EMAIL_RECIPIENT emails: then it is dropped (and
+    logged). Whoever asks (another account, many accounts), an address nobody proved
+    is theirs gets that many; its owner's own notices, once verified, are never capped.
+    """
+    if not verified:
+        key = hashlib.sha256(to.encode()).hexdigest()[:32]
+        if not counters.hit(current_app.config["RATELIMIT_EMAIL_RECIPIENT"], "recipient", key):
+            log.warning("%s email to an unverified address not sent: over its limit", template)
+            return
+    mail.send(template, to, **context)
 
 
 def _link(page: str, token: str | None = None) -> str:
@@ -72,9 +106,10 @@ def send_password_reset(email: str) -> None:
     if user is None:
         return  # the request answered the same: nothing to tell anyone
     token = new_link_token(user.id, RESET, user.email)
-    mail.send(
+    _send(
         "password_reset",
         user.email,
+        verified=user.email_verified,
         username=user.username,
         link=_link("reset-password", token),
         expires=_human(_lifetime(RESET)),
@@ -88,9 +123,10 @@ def send_email_verification(user_id: int, email: str) -> None:
     if user is None or not user.is_active or user.email != email or user.email_verified:
         return
     token = new_link_token(user.id, VERIFY, email)
-    mail.send(
+    _send(
         "email_verification",
         email,
+        verified=False,
         username=user.username,
         email=email,
         link=_link("verify-email", token),
@@ -98,18 +134,87 @@ def send_email_verification(user_id: int, email: str) -> None:
     )
 
 
-def notify_email_changed(user_id: int, old_email: str, new_email: str) -> None:
-    """Job: tell the previous address where the account's email went."""
+def reserve_revert(user_id: int, old_email: str) -> int:
+    """In an email change's transaction: the revert token of ``old_email`` (its id), with
+    a secret nobody has; the notice job gives it one (:func:`notify_email_changed`).
+
+    From the commit of the change the old address is kept for the account while the
+    token lives (:func:`kept_for_another`): the change and the keeping are one commit,
+    so no one can take the address in between and make the revert impossible.
+    """
+    now = utcnow()
+    token = AccountToken(
+        user_id=user_id,
+        purpose=REVERT,
+        digest=secret_digest(new_secret()),
+        email=old_email,
+        created_at=now,
+        expires_at=now + _lifetime(REVERT),
+    )
+    db.session.add(token)
+    db.session.flush()
+    return token.id
+
+
+def kept_for_another(email: str, user_id: int | None) -> bool:
+    """Whether a live revert token of another account keeps ``email`` (normalised).
+
+    Asked after the address was written in the transaction: a change that freed it
+    commits together with the token that keeps it, so a statement that can write the
+    address sees that token too.
+    """
+    query = select(AccountToken.id).where(
+        AccountToken.purpose == REVERT,
+        AccountToken.email == email,
+        AccountToken.expires_at > utcnow(),
+    )
+    if user_id is not None:
+        query = query.where(AccountToken.user_id != user_id)
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def notify_email_changed(
+    user_id: int,
+    old_email: str,
+    new_email: str,
+    revert_token_id: int | None = None,
+    old_verified: bool = False,
+) -> None:
+    """Job: tell the previous address where the account's email went, with a link that
+    brings it back ("this wasn't me") while its token lives."""
     user = db.session.get(User, user_id)
     if user is None:
         return
-    mail.send(
+    revert = _rekey(revert_token_id) if revert_token_id is not None else None
+    _send(
         "email_changed",
         old_email,
+        verified=old_verified,
         username=user.username,
         new_email=mask_email(new_email),
         link=_link("reset-password"),
+        revert_link=_link("revert-email", revert) if revert else None,
+        revert_expires=_human(_lifetime(REVERT)),
     )
+
+
+def _rekey(token_id: int) -> str | None:
+    """A new secret for the live revert token ``token_id`` (the one of the last notice
+    sent works); None once it is used, voided or expired. Commits."""
+    secret = new_secret()
+    row = db.session.execute(
+        update(AccountToken)
+        .where(
+            AccountToken.id == token_id,
+            AccountToken.purpose == REVERT,
+            AccountToken.expires_at > utcnow(),
+        )
+        .values(digest=secret_digest(secret))
+        .returning(AccountToken.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    db.session.commit()
+    return secret if row is not None else None
 
 
 def notify_password_changed(user_id: int, reset: bool = False) -> None:
@@ -117,9 +222,10 @@ def notify_password_changed(user_id: int, reset: bool = False) -> None:
     user = db.session.get(User, user_id)
     if user is None or not user.is_active:
         return
-    mail.send(
+    _send(
         "password_changed",
         user.email,
+        verified=user.email_verified,
         username=user.username,
         reset=reset,
         link=_link("forgot-password"),

@@ -11,9 +11,9 @@ from sqlalchemy.orm import load_only
 from eleva.core.errors import NotFound
 from eleva.core.markdown import excerpt
 from eleva.data.db import commit, db
-from eleva.data.models import Card, Note, utcnow
+from eleva.data.models import Card, Note, User, utcnow
 from eleva.data.pages import Page, SortColumns, ordered, paginate, sort_keys
-from eleva.services import owned
+from eleva.services import documents, owned
 
 # Sort keys the API accepts, and what each orders by; id breaks ties so that pages never
 # overlap or skip rows. Titles sort without case, as subject names do.
@@ -43,8 +43,33 @@ def list_notes(
     return paginate(ordered(query, sort, SORT_COLUMNS, Note.id), page=page, page_size=page_size)
 
 
+def note_size(title: str, body: str) -> int:
+    """What a note counts in its owner's storage quota: title and body in UTF-8."""
+    return len(title.encode()) + len(body.encode())
+
+
+def _count_bytes(owner_id: int, delta: int) -> None:
+    """Add ``delta`` bytes to the owner's storage_used, in the caller's transaction. A
+    growth past the quota is refused (413), as a document's is: one conditional UPDATE,
+    so two writes at once that each fit but together do not cannot both pass."""
+    if delta == 0:
+        return
+    query = update(User).where(User.id == owner_id)
+    if delta > 0:
+        query = query.where(User.storage_used + delta <= documents.quota_bytes())
+    counted = db.session.execute(
+        query.values(storage_used=User.storage_used + delta)
+        .returning(User.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if counted is None:
+        db.session.rollback()
+        raise documents.over_quota()
+
+
 def create_note(owner_id: int, subject_id: int, data: dict[str, Any]) -> Note:
-    """A new note in the owner's subject (NotFound when it is not theirs)."""
+    """A new note in the owner's subject (NotFound when it is not theirs), counted in
+    their storage quota (413 past it)."""
     owned.require_subject(owner_id, subject_id)
     body = data.get("body", "")
     note = Note(
@@ -53,7 +78,9 @@ def create_note(owner_id: int, subject_id: int, data: dict[str, Any]) -> Note:
         title=data["title"],
         body=body,
         excerpt=excerpt(body),
+        size=note_size(data["title"], body),
     )
+    _count_bytes(owner_id, note.size)
     db.session.add(note)
     commit()
     return note
@@ -83,12 +110,15 @@ def update_note(owner_id: int, note: Note, changes: dict[str, Any]) -> Note:
             .where(Card.note_id == note.id, Card.subject_id != subject_id)
             .values(note_id=None)
         )
+    title, body = changes.get("title", note.title), changes.get("body", note.body)
+    size = note_size(title, body)
+    # Before the note changes (whose flush would come first): 413 past the quota.
+    _count_bytes(owner_id, size - note.size)
     note.subject_id = subject_id
-    if "title" in changes:
-        note.title = changes["title"]
+    note.title, note.size = title, size
     if "body" in changes:
-        note.body = changes["body"]
-        note.excerpt = excerpt(note.body)
+        note.body = body
+        note.excerpt = excerpt(body)
     # Every accepted write is a new version, even one that changes no value: its ETag
     # must differ from the one the writer presented.
     note.updated_at = utcnow()
@@ -97,5 +127,22 @@ def update_note(owner_id: int, note: Note, changes: dict[str, Any]) -> Note:
 
 
 def delete_note(note: Note) -> None:
+    _count_bytes(note.owner_id, -note.size)
     db.session.delete(note)
     db.session.commit()
+
+
+def release_subject_notes(owner_id: int, subject_id: int) -> None:
+    """Before a subject is deleted (in its transaction): its notes' bytes leave the
+    owner's storage_used (the notes go with the subject, by cascade). One statement."""
+    notes_size = (
+        select(func.coalesce(func.sum(Note.size), 0))
+        .where(Note.owner_id == owner_id, Note.subject_id == subject_id)
+        .scalar_subquery()
+    )
+    db.session.execute(
+        update(User)
+        .where(User.id == owner_id)
+        .values(storage_used=User.storage_used - notes_size)
+        .execution_options(synchronize_session=False)
+    )

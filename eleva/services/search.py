@@ -1,14 +1,16 @@
-"""Search across the caller's subjects, notes and documents.
+"""Search across the caller's subjects, notes, documents and cards.
 
 PostgreSQL: full-text search through GIN indexes that start with the owner (``owner_id``,
 then the row's weighted ``search_vector``: btree_gin), so a search reads only the
 caller's index entries; ``eleva_search`` is a language-neutral configuration that drops
 accents (``unaccent``), built by the migrations. The vector is a generated column, so
-every write is searchable as soon as it commits. Ranked with ``ts_rank``; the snippet is
-``ts_headline`` of the same query over the same text (its first HEADLINE_CHARS).
-
+every write is searchable as soon as it commits. Ranked with ``ts_rank``.
 SQLite (development): every word must appear (accents and case folded), ranked by
-matches in the title; the snippet is cut around the first match in Python.
+matches in the title.
+
+The matches page through the list helper; then the page's rows are read again for their
+snippets: plain text cut around the first match of the row's first HEADLINE_CHARS (a
+Markdown text made plain), built in Python the same way on both databases.
 """
 
 # SQL below is assembled from the SOURCES constants (table and column SQL written here);
@@ -23,6 +25,7 @@ from typing import Any
 from sqlalchemy import Float, Integer, String, column, select, text
 
 from eleva.core import search as text_search
+from eleva.core.markdown import plain_text
 from eleva.data.db import db, dialect_name
 from eleva.data.models import (
     CARD_SEARCH,
@@ -38,8 +41,7 @@ from eleva.services.subjects import like_escaped
 
 CONFIG = SEARCH_CONFIG
 KINDS = ("subject", "note", "document", "card")
-# ts_headline parses all it is given: a snippet comes from the start of a long text
-# (what documents are ranked by too).
+# A snippet comes from the start of a long text (what documents are ranked by too).
 HEADLINE_CHARS = RANKED_CHARS
 
 
@@ -55,17 +57,18 @@ class Source:
     visible: str = "TRUE"  # which rows the owner may find
     rank: str = "search_vector"  # the vector ranked
     title_chars: int | None = None  # a hit's title is cut to this many characters
+    markdown: bool = False  # the body is Markdown (its snippet is made plain)
 
 
 SOURCES: dict[str, Source] = {
     "subject": Source("subject", "subjects", "id", *SUBJECT_SEARCH),
-    "note": Source("note", "notes", "subject_id", *NOTE_SEARCH),
+    "note": Source("note", "notes", "subject_id", *NOTE_SEARCH, markdown=True),
     # A direct upload is found once completed; its text once extracted (it is '' before).
     "document": Source(
         "document", "documents", "subject_id", *DOCUMENT_SEARCH, "t.status = 'ready'", "rank_vector"
     ),
     # A card's title is its front, of up to 10,000 characters: cut.
-    "card": Source("card", "cards", "subject_id", *CARD_SEARCH, title_chars=120),
+    "card": Source("card", "cards", "subject_id", *CARD_SEARCH, title_chars=120, markdown=True),
 }
 
 
@@ -111,11 +114,8 @@ def search(
     m = text(union).bindparams(**params).columns(*MATCH_COLUMNS).subquery("m")
     query = select(m).order_by(m.c.rank.desc(), m.c.kind, m.c.id)
     found = paginate(query, page=page, page_size=page_size)
-    snippets = (
-        _postgres_snippets(found.items, words)
-        if postgres
-        else _fallback_snippets(found.items, words)
-    )
+    # SQLite matches a word anywhere in another; PostgreSQL at a word's start.
+    snippets = _snippets(found.items, words, anywhere=not postgres)
     hits = [
         Hit(
             row.kind,
@@ -153,24 +153,26 @@ def _postgres_matches(sources: list[Source], in_subject: bool) -> str:
     )
 
 
-def _postgres_snippets(rows: Sequence[Any], words: list[str]) -> list[text_search.Snippet]:
-    """``ts_headline`` of the query over each row's title and the start of its text."""
-    headline = (
-        f"ts_headline('{CONFIG}'::regconfig, t.{{title}} || E'\\n' || "
-        f"left({{body}}, {HEADLINE_CHARS}), {QUERY}, "
-        f"'StartSel={text_search.START_MARK}, StopSel={text_search.STOP_MARK}, "
-        "MaxWords=30, MinWords=12')"
-    )
-    marked = _per_row(rows, headline, {"tsq": text_search.tsquery(words)})
-    return [text_search.from_marked(marked.get(i, row.title)) for i, row in enumerate(rows)]
+def _snippets(
+    rows: Sequence[Any], words: list[str], *, anywhere: bool
+) -> list[text_search.Snippet]:
+    """Each row's snippet: its title and the start of its text, as plain text."""
+    bodies = _per_row(rows, f"substr({{body}}, 1, {HEADLINE_CHARS})")
+    snippets = []
+    for i, row in enumerate(rows):
+        body = bodies.get(i) or ""  # a row deleted since the page was read: its title
+        if SOURCES[row.kind].markdown:
+            body = plain_text(body)
+        snippets.append(text_search.find_snippet(f"{row.title}\n{body}", words, anywhere=anywhere))
+    return snippets
 
 
-def _per_row(rows: Sequence[Any], expression: str, params: dict[str, Any]) -> dict[int, str]:
+def _per_row(rows: Sequence[Any], expression: str) -> dict[int, str]:
     """``expression`` (SQL over a source's ``{title}`` and ``{body}``) for each row of the
     page, in one statement, by position; a row deleted since the page was read has none."""
     if not rows:
         return {}
-    params = dict(params)
+    params: dict[str, Any] = {}
     selects = []
     for i, row in enumerate(rows):
         s = SOURCES[row.kind]
@@ -195,8 +197,3 @@ def _fallback_matches(sources: list[Source], n_words: int, in_subject: bool) -> 
             + (f" AND t.{s.subject_id} = :subject_id" if in_subject else "")
         )
     return " UNION ALL ".join(branches)
-
-
-def _fallback_snippets(rows: Sequence[Any], words: list[str]) -> list[text_search.Snippet]:
-    texts = _per_row(rows, "t.{title} || char(10) || {body}", {})
-    return [text_search.find_snippet(texts.get(i, row.title), words) for i, row in enumerate(rows)]

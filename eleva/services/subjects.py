@@ -11,7 +11,7 @@ from eleva.core.errors import NotFound
 from eleva.data.db import commit, db
 from eleva.data.models import Subject, utcnow
 from eleva.data.pages import Page, SortColumns, ordered, paginate, sort_keys
-from eleva.services import documents, owned
+from eleva.services import documents, notes, owned
 
 # Sort keys the API accepts, and what each orders by. id breaks ties so that pages never
 # overlap or skip rows.
@@ -89,6 +89,7 @@ def delete_subject(subject: Subject) -> None:
     """Delete the subject with its notes and documents; the documents' stored files
     go after the commit, best effort (the storage sweep removes what is left)."""
     keys = documents.release_subject_documents(subject.owner_id, subject.id)
+    notes.release_subject_notes(subject.owner_id, subject.id)
     db.session.delete(subject)
     db.session.commit()
     for key in keys:

@@ -9,10 +9,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, or_, select
 
-from eleva.core.errors import NotFound, ValidationFailed
+from eleva.core.errors import Conflict, NotFound, ValidationFailed
 from eleva.core.passwords import hash_password, verify_password
 from eleva.data import jobs
-from eleva.data.db import commit, db
+from eleva.data.db import commit, db, unique_conflicts
 from eleva.data.models import User
 from eleva.services import accounts, auth, emails
 
@@ -28,25 +28,50 @@ def get_user(user_id: int, *, for_update: bool = False) -> User:
 
 
 def update_profile(user_id: int, changes: dict[str, Any]) -> User:
-    """Apply a partial update; ``privacy`` and ``study`` are themselves partial."""
+    """Apply a partial update; ``privacy`` and ``study`` are themselves partial.
+
+    A new email needs ``current_password`` (a field error when missing or wrong): an
+    access token alone must not be enough to take the account. The change voids every
+    reset link and sends a "this wasn't me" link to the old address.
+    """
     changes = dict(changes)
     privacy = changes.pop("privacy", None) or {}
     study = {f"study_{name}": value for name, value in (changes.pop("study", None) or {}).items()}
+    current_password = changes.pop("current_password", None)
     if "email" in changes:
         changes["email"] = auth.normalise_email(changes["email"])
     user = get_user(user_id, for_update=True)
-    old_email = user.email
+    old_email, old_verified = user.email, user.email_verified
     moved = "email" in changes and changes["email"] != old_email
-    if moved:  # effective at once, unproven until the new address answers
-        changes["email_verified"] = False
+    if moved:
+        if current_password is None:
+            raise ValidationFailed.field(
+                "current_password", "Your current password is needed to change your email."
+            )
+        if not verify_password(current_password, user.password_hash):
+            raise ValidationFailed.field("current_password", "The current password is wrong.")
+        changes["email_verified"] = False  # effective at once, unproven until it answers
     for field, value in {**changes, **privacy, **study}.items():
         setattr(user, field, value)
-    commit()
     if moved:
-        jobs.enqueue(emails.send_email_verification, user_id=user.id, email=user.email)
-        jobs.enqueue(
-            emails.notify_email_changed, user_id=user.id, old_email=old_email, new_email=user.email
+        with unique_conflicts():
+            db.session.flush()  # the new address is the account's (or 409) before it is checked
+        if emails.kept_for_another(user.email, user.id):
+            db.session.rollback()
+            raise Conflict.taken("email", "email address")
+        accounts.void_reset_tokens(user.id)  # links sent to the old address die
+        revert_id = emails.reserve_revert(user.id, old_email)
+        emails.later(emails.send_email_verification, user_id=user.id, email=user.email)
+        emails.later(
+            emails.notify_email_changed,
+            user_id=user.id,
+            old_email=old_email,
+            new_email=user.email,
+            revert_token_id=revert_id,
+            old_verified=old_verified,
         )
+    commit()
+    jobs.dispatch()
     return user
 
 
@@ -64,8 +89,9 @@ def change_password(
     auth.end_sessions(user.id, reason="password", keep=session_id)
     # A reset link sent before the change must not undo it.
     accounts.void_reset_tokens(user.id)
+    emails.later(emails.notify_password_changed, user_id=user.id)
     db.session.commit()
-    jobs.enqueue(emails.notify_password_changed, user_id=user.id)
+    jobs.dispatch()
 
 
 def deactivate(user_id: int, *, password: str) -> None:

@@ -66,13 +66,29 @@ class Me(MethodView):
 
     @blp.login_required
     # A 409 or a 200 tells whether an address is registered: changes of email are
-    # limited per user (other changes are not counted).
+    # limited per user (other changes are not counted). They check the password too:
+    # each counts against the account's login limit, as a login does.
+    @limiter.shared_limit(
+        ratelimit.login_limit,
+        scope=ratelimit.ACCOUNT_SCOPE,
+        key_func=ratelimit.current_account,
+        exempt_when=ratelimit.changes_no_email,
+    )
     @limiter.limit(
         ratelimit.email_change_limit,
         key_func=ratelimit.current_user_id,
         exempt_when=ratelimit.changes_no_email,
     )
-    @blp.arguments(UserUpdateSchema)
+    @blp.arguments(
+        UserUpdateSchema,
+        examples={
+            "profile": {"value": {"full_name": "Ada Lovelace", "bio": "Notes on the Engine."}},
+            "email": {
+                "summary": "A new email (with your password)",
+                "value": {"email": "ada@example.org", "current_password": "Enigma-rotor-1943"},
+            },
+        },
+    )
     @blp.response(200, PrivateUserSchema)
     @blp.alt_response(409, response="CONFLICT")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
@@ -80,10 +96,15 @@ class Me(MethodView):
     def patch(self, me: CurrentUser, changes):
         """Change any of full_name, bio (≤ 500), username, email, privacy, study (partial).
 
-        Your session keeps working after a change of email or username. A new email
-        takes effect at once with ``email_verified`` false: a verification link goes to
-        the new address and a notice to the old one. Requests that change the email are
-        limited per user (RATELIMIT_EMAIL_CHANGE): they tell whether an address is taken.
+        A new email needs ``current_password`` as well (422 on ``current_password`` when
+        it is missing or wrong; each such request counts against the account's login
+        limit, as a login does). It takes effect at once with ``email_verified`` false: a
+        verification link goes to the new address; the old one gets a notice with a
+        "this wasn't me" link (``{FRONTEND_URL}/revert-email?token=…``, see ``POST
+        /auth/email/revert``), valid EMAIL_REVERT_DAYS, during which no other account can
+        take the old address; every password-reset link dies. Your session keeps working
+        after a change of email or username. Requests that change the email are limited
+        per user (RATELIMIT_EMAIL_CHANGE): they tell whether an address is taken.
         """
         return users.update_profile(me.id, changes)
 
@@ -219,7 +240,8 @@ class MyStorage(MethodView):
     @blp.login_required
     @blp.response(200, StorageUsageSchema)
     def get(self, me: CurrentUser):
-        """Your stored bytes (documents, uploads in progress included) and your quota."""
+        """Your stored bytes and your quota: documents (uploads in progress included)
+        and notes (title and body in UTF-8) count; past the quota, both are refused (413)."""
         return documents.storage_usage(me.id)
 
 

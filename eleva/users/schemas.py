@@ -71,7 +71,24 @@ class UserUpdateSchema(UserBaseSchema):
         metadata={"example": "First programmer; notes on the Analytical Engine."},
     )
     username = username_field()
-    email = email_field()
+    email = email_field(
+        metadata={
+            "format": "email",
+            "example": "ada@example.com",
+            "description": "A new address needs current_password too.",
+        }
+    )
+    current_password = Text(
+        strip=False,
+        load_only=True,
+        metadata={
+            "format": "password",
+            "example": "Enigma-rotor-1943",
+            "description": "Your password: required when email changes (a field error when "
+            "missing or wrong; a wrong one counts against the account's login limit), "
+            "ignored otherwise.",
+        },
+    )
     privacy = ma.fields.Nested(PrivacySchema)
     study = ma.fields.Nested(StudySettingsSchema)
 
@@ -81,7 +98,12 @@ class PasswordChangeSchema(ma.Schema):
         strip=False,
         required=True,
         load_only=True,
-        metadata={"format": "password", "example": "Enigma-rotor-1943"},
+        metadata={
+            "format": "password",
+            "example": "Enigma-rotor-1943",
+            "description": "Your password: any other string is a field error (422), and "
+            "counts against the account's login limit.",
+        },
     )
     new_password = password_field(required=True, metadata={"example": "Bombe-at-Bletchley-1940"})
 
@@ -91,7 +113,12 @@ class PasswordConfirmSchema(ma.Schema):
         strip=False,
         required=True,
         load_only=True,
-        metadata={"format": "password", "example": "Enigma-rotor-1943"},
+        metadata={
+            "format": "password",
+            "example": "Enigma-rotor-1943",
+            "description": "Your password: any other string is a field error (422), and "
+            "counts against the account's login limit.",
+        },
     )
     erase = StrictBoolean(
         load_default=False,
@@ -188,7 +215,10 @@ class PublicUserSchema(ResponseSchema):
 class StorageUsageSchema(ResponseSchema):
     used_bytes = ma.fields.Integer(
         required=True,
-        metadata={"description": "Bytes of your documents, uploads in progress included."},
+        metadata={
+            "description": "What counts in your quota: the bytes of your documents (uploads "
+            "in progress included) and of your notes (each note's title and body, UTF-8)."
+        },
     )
     quota_bytes = ma.fields.Integer(required=True, metadata={"description": "STORAGE_QUOTA_MB."})
     documents = ma.fields.Integer(required=True, metadata={"description": "How many documents."})

@@ -1,7 +1,7 @@
 """privacy: exports of a user's data, and erasures with a grace period
 
 Revision ID: 0014_privacy
-Revises: 0012_study
+Revises: 0013_hardening
 Create Date: 2026-12-08
 
 - exports: each archive a user asked for (pending → ready | failed, then expired), its
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_privacy"
-down_revision = "0012_study"
+down_revision = "0013_hardening"
 branch_labels = None
 depends_on = None
 

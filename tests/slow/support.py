@@ -60,6 +60,8 @@ _CONFIG_PREFIXES = (
     "FRONTEND_URL",
     "PASSWORD_RESET_",
     "EMAIL_VERIFY_",
+    "EMAIL_REVERT_",
+    "TEXT_EXTRACTION_",
     "REFRESH_",
     "JOB_",
     "LOG_FORMAT",

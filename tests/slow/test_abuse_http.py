@@ -135,3 +135,40 @@ def test_a_chunked_json_body_over_the_limit_is_413(new_database, gunicorn):
         headers={**account.headers, "Content-Type": "application/json"},
     )
     assert small.status_code == 201, small.text
+
+
+# -- issue 32 item 1: indexing a note is linear in its text ---------------------------------
+
+
+def test_hostile_notes_at_once_neither_fail_nor_stall_anyone(new_database, gunicorn):
+    """Four notes of 100,000 characters that made PostgreSQL's parser rescan to their end
+    after every character (15 s of database CPU each, then 503; /health and other users
+    stalled): each is written at once, and nobody else waits."""
+    from tests.slow.support import simultaneously
+
+    server = gunicorn(database_url=libpq_dsn(new_database()), workers=4)
+    api = Api(server.base_url, timeout=60)
+    attacker, bystander = api.account("attacker"), api.account("bystander")
+    subject = api.post("/api/v1/subjects/", json={"name": "x"}, headers=attacker.headers).json()
+    bodies = [(p * (100_000 // len(p) + 1))[:100_000] for p in ("<!--", "a_", "@a1", "a1@")]
+    url = f"/api/v1/subjects/{subject['id']}/notes"
+
+    def write(index: int):
+        return _timed(
+            lambda: api.post(
+                url, json={"title": "t", "body": bodies[index]}, headers=attacker.headers
+            )
+        )
+
+    written: list = []
+    thread = threading.Thread(target=lambda: written.extend(simultaneously(4, write)))
+    thread.start()
+    others = []
+    while thread.is_alive():
+        others.append(_timed(lambda: api.get("/health")))
+        others.append(_timed(lambda: api.get("/api/v1/subjects/", headers=bystander.headers)))
+    thread.join()
+    assert [response.status_code for response, _ in written] == [201] * 4, written
+    assert max(elapsed for _, elapsed in written) < 3, written
+    assert all(response.status_code == 200 for response, _ in others)
+    assert max(elapsed for _, elapsed in others) < 2, max(e for _, e in others)

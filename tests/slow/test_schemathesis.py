@@ -31,7 +31,8 @@ is refused although the schema allows it. For those, and only those, the generat
 *positive* data is completed before it is sent (negative data is never touched):
 
 - the password of the signed-in user where the API asks for it (``DELETE /users/me``,
-  ``current_password``), which no generator can guess;
+  ``current_password``, an email change in ``PATCH /users/me``), which no generator can
+  guess;
 - a new password that the password policy refuses (common, or the username or email):
   ``eleva.core.passwords.password_problems`` decides, as the app does;
 - a card's ``note_id`` (a note of the card's subject): none;
@@ -39,10 +40,10 @@ is refused although the schema allows it. For those, and only those, the generat
   value is stale by definition (412);
 - picture uploads: real JPEG, PNG, WebP and GIF files for the media types the spec
   declares for the ``file`` part;
-- the ``token`` of a password reset or an email verification: a live one for the
-  signed-in user, issued as the email job issues it (a reset then ends the session);
-  that of an erasure's cancel link: a throwaway user asks for their erasure, and the
-  token is read from the email, as its owner would.
+- the ``token`` of a password reset, an email verification or an email revert: a live
+  one for the signed-in user, issued as the email jobs issue them (a reset or a revert
+  then ends the session); that of an erasure's cancel link: a throwaway user asks for
+  their erasure, and the token is read from the email, as its owner would.
 
 The refusals themselves (422, 412, 415) are asserted by the everyday suite.
 """
@@ -91,11 +92,17 @@ CARD_WRITES = {
     ("POST", "/api/v1/subjects/{subject_id}/cards/bulk"),
     ("PATCH", "/api/v1/cards/{card_id}"),
 }
-SESSION_ENDERS = {("POST", f"{AUTH}/logout"), ("DELETE", ME), ("POST", f"{AUTH}/password/reset")}
+SESSION_ENDERS = {
+    ("POST", f"{AUTH}/logout"),
+    ("DELETE", ME),
+    ("POST", f"{AUTH}/password/reset"),
+    ("POST", f"{AUTH}/email/revert"),
+}
 # The links sent by email: their tokens cannot be generated, only issued.
 LINK_TOKENS = {
     ("POST", f"{AUTH}/password/reset"): "reset",
     ("POST", f"{AUTH}/email/verify"): "verify",
+    ("POST", f"{AUTH}/email/revert"): "revert",
 }
 ERASURE_CANCEL = ("POST", f"{AUTH}/erasure/cancel")
 IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}
@@ -211,6 +218,8 @@ def complete_positive_case(accounts: Accounts, case: schemathesis.Case) -> None:
     body = case.body if isinstance(case.body, dict) else None
     if body is not None and operation == ("DELETE", ME) and isinstance(body.get("password"), str):
         body["password"] = account.password
+    elif body is not None and operation == ("PATCH", ME) and isinstance(body.get("email"), str):
+        body["current_password"] = account.password  # a new email needs it
     elif body is not None and operation == ("PUT", f"{ME}/password"):
         if isinstance(body.get("current_password"), str):
             body["current_password"] = account.password
