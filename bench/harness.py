@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import resource
 import secrets
 import signal
 import socket
@@ -18,9 +19,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -415,35 +415,16 @@ def lua(value: Any) -> str:
 
 
 class Machine:
-    """Where the figures come from, and what else used the CPU while they were taken
-    (other processes than this bench and its servers, from /proc at start and end)."""
+    """Where the figures come from, and how busy the machine was while they were taken:
+    all CPUs (/proc/stat) against this bench's own processes (its rusage, servers and
+    wrk included once reaped), and other people's test runs."""
 
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.load_before = os.getloadavg()
-        self.before = self._cpu_by_pid()
-
-    @staticmethod
-    def _cpu_by_pid() -> dict[int, tuple[str, int, float]]:
-        found = {}
-        for entry in _pids():
-            fields = _stat(int(entry))
-            if fields:
-                try:
-                    comm = Path(f"/proc/{entry}/comm").read_text().strip()
-                except OSError:
-                    continue
-                found[int(entry)] = (comm, int(fields[1]), (int(fields[11]) + int(fields[12])))
-        return found
-
-    def _ours(self, table: dict[int, tuple[str, int, float]]) -> set[int]:
-        ours = {os.getpid()}
-        grew = True
-        while grew:
-            more = {pid for pid, (_, ppid, _) in table.items() if ppid in ours} - ours
-            ours |= more
-            grew = bool(more)
-        return ours
+        self.busy_before, self.steal_before = _system_ticks()
+        self.ours_before = _our_cpu()
+        self.pytests_before = _count("pytest")
 
     def describe(self) -> str:
         cpu = "unknown CPU"
@@ -460,22 +441,41 @@ class Machine:
         )
 
     def activity(self) -> str:
-        """The load average, and the CPU other processes used meanwhile, by command."""
-        after = self._cpu_by_pid()
-        ours = self._ours(after)
+        """Call once the servers are stopped (their CPU then counts as this bench's)."""
         elapsed = time.monotonic() - self.started
-        used: Counter[str] = Counter()
-        for pid, (comm, _, ticks) in after.items():
-            if pid not in ours:
-                used[comm] += max(0, ticks - self.before.get(pid, (comm, 0, 0))[2])
-        total = sum(used.values()) / CLK_TCK / elapsed
-        top = ", ".join(f"{c} {t / CLK_TCK / elapsed:.2f}" for c, t in used.most_common(4))
+        busy, steal = _system_ticks()
+        cores = (busy - self.busy_before) / CLK_TCK / elapsed
+        ours = (_our_cpu() - self.ours_before) / elapsed
+        stolen = (steal - self.steal_before) / CLK_TCK / elapsed
         load = "/".join(f"{x:.1f}" for x in os.getloadavg())
         return (
-            f"load average {'/'.join(f'{x:.1f}' for x in self.load_before)} at start, {load} "
-            f"at end; other processes (those alive at the end) used {total:.2f} cores on "
-            f"average over {elapsed:.0f} s: {top}"
+            f"over {elapsed:.0f} s the {os.cpu_count()} cores were busy {cores:.2f} on average: "
+            f"this bench {ours:.2f}, everything else {cores - ours:.2f} (PostgreSQL, this "
+            f"bench's queries included, and other people's work)"
+            + (f", {stolen:.2f} stolen by the hypervisor" if stolen >= 0.05 else "")
+            + f"; load average {'/'.join(f'{x:.1f}' for x in self.load_before)} at start, "
+            f"{load} at end; pytest processes: {self.pytests_before} at start, "
+            f"{_count('pytest')} at end"
         )
+
+
+def _system_ticks() -> tuple[int, int]:
+    """All CPUs' busy ticks (user, nice, system, irq, softirq) and stolen ticks."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[0] + fields[1] + fields[2] + fields[5] + fields[6], fields[7]
+
+
+def _our_cpu() -> float:
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def _count(comm: str) -> int:
+    found = 0
+    for entry in _pids():
+        with suppress(OSError):
+            found += Path(f"/proc/{entry}/comm").read_text().strip() == comm
+    return found
 
 
 def rule(title: str) -> None:
