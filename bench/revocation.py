@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import tempfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -31,16 +32,16 @@ from bench.harness import (
 )
 
 
-def trial(pool: ThreadPoolExecutor, port: int, password: str, after: int) -> int:
-    """One login, logged out: how many of the ``after`` requests answered 200."""
+def trial(pool: ThreadPoolExecutor, port: int, password: str, after: int) -> Counter[str]:
+    """One login, logged out: the statuses of the warm-up and of the ``after`` requests."""
     token = login(port, "leaver", password)
 
     def me(_: int) -> int:
         return call(port, "GET", "/api/v1/users/me", token=token)[0]
 
-    assert set(pool.map(me, range(30))) == {200}
+    statuses = Counter(f"warm-up {s}" for s in pool.map(me, range(30)))
     assert call(port, "POST", "/api/v1/auth/logout", token=token)[0] == 204
-    return list(pool.map(me, range(after))).count(200)
+    return statuses + Counter(f"after {s}" for s in pool.map(me, range(after)))
 
 
 def main() -> int:
@@ -54,7 +55,7 @@ def main() -> int:
     checkouts = [c.resolve() for c in args.checkouts]
 
     machine = Machine()
-    accepted = dict.fromkeys(checkouts, 0)
+    statuses: dict[Path, Counter[str]] = {c: Counter() for c in checkouts}
     with ExitStack() as stack:
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-rev-")))
         urls = [
@@ -95,7 +96,7 @@ def main() -> int:
         with ThreadPoolExecutor(16) as pool:
             for _ in range(args.trials):
                 for checkout, (server, password) in apps.items():  # alternating
-                    accepted[checkout] += trial(pool, server.port, password, args.after)
+                    statuses[checkout] += trial(pool, server.port, password, args.after)
 
     rule("bench.revocation")
     print(f"machine: {machine.describe()}")
@@ -106,9 +107,11 @@ def main() -> int:
         f"(16 threads); load: {'wrk -c16 on the subject list' if args.load else 'none'}\n"
     )
     for checkout in checkouts:
+        got = statuses[checkout]
         print(
-            f"  {checkout}: {accepted[checkout]} of {args.trials * args.after} requests with a "
-            "logged-out token answered 200"
+            f"  {checkout}: {got['after 200']} of {args.trials * args.after} requests with a "
+            "logged-out token answered 200; all statuses: "
+            + ", ".join(f"{k} ×{v}" for k, v in sorted(got.items()))
         )
     return 0
 

@@ -14,16 +14,16 @@ import socket
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import (
     ROOT,
     Machine,
+    Sample,
     Server,
-    alternate,
     median,
     production_env,
     register,
@@ -62,7 +62,6 @@ class Variant:
     name: str
     args: list[str]
     checkout: Path = ROOT
-    server: Server | None = None
 
 
 def variants(log_dir: Path, before: Path | None) -> list[Variant]:
@@ -281,59 +280,49 @@ def main() -> int:
             urls[checkout] = stack.enter_context(scratch_database(name, checkout))
         # One environment per checkout: the same secrets, so one token serves them all.
         envs = {c: production_env(url, log_dir / "media") for c, url in urls.items()}
-        running = stack.enter_context(servers())
-        for v in found:
-            env = envs[v.checkout]
-            v.server = Server(
-                v.name,
-                log_dir,
-                env=env,
-                checkout=v.checkout,
-                args=v.args,
-                workers=args.web_concurrency,
-            )
-            running.append(v.server)
-        tokens = {}
-        for v in found:
-            v.server.wait_ready()
-            if v.checkout not in tokens:
-                tokens[v.checkout] = register(v.server.port, "bench")[1]
-        by_name = {v.name: v for v in found}
-        waits = {
-            line.rsplit(": ", 1)[1]
-            for line in by_name["gevent"].server.log().splitlines()
-            if "psycopg wait function" in line
-        }
+        tokens: dict[Path, str] = {}
+        waits: set[str] = set()
 
-        def run(case: tuple[str, int], seconds: float = args.duration):
-            v = by_name[case[0]]
-            auth = {"Authorization": f"Bearer {tokens[v.checkout]}"}
-            return wrk(v.server, "/api/v1/users/me", seconds, case[1], auth)
+        @contextmanager
+        def serving(v: Variant) -> Iterator[Server]:
+            """One variant at a time: PostgreSQL's connections are shared with other work."""
+            with servers() as running:
+                server = Server(
+                    v.name, log_dir, env=envs[v.checkout], checkout=v.checkout, args=v.args,
+                    workers=args.web_concurrency,
+                )  # fmt: skip
+                running.append(server)
+                server.wait_ready()
+                if v.checkout not in tokens:
+                    tokens[v.checkout] = register(server.port, "bench")[1]
+                waits.update(line.rsplit(": ", 1)[1] for line in server.log().splitlines()
+                             if "psycopg wait function" in line)  # fmt: skip
+                yield server
 
+        load: dict[tuple[str, int], list[Sample]] = {}
+        memory = {}
+        for round_no in range(args.rounds):
+            shift = round_no % len(found)
+            for v in found[shift:] + found[:shift]:
+                with serving(v) as server:
+                    auth = {"Authorization": f"Bearer {tokens[v.checkout]}"}
+                    for c in levels:  # warm-up: pools, caches, code paths
+                        wrk(server, "/api/v1/users/me", 2, c, auth)
+                    for c in levels:
+                        sample = wrk(server, "/api/v1/users/me", args.duration, c, auth)
+                        load.setdefault((v.name, c), []).append(sample)
+                    memory[v.name] = server.memory()
+        slow, kept, attack = {}, {}, {}
+        for v in found:
+            with serving(v) as server:
+                for n in slow_levels:
+                    for kind in ("headers", "body", "silent"):
+                        slow[(v.name, kind, n)] = slow_clients(
+                            server.port, kind, n, args.probe_seconds
+                        )
+                kept[v.name] = keep_alive(server.port, 100, 10)
+                attack[v.name] = memory_attack(server, args.attack, 2 * 2**20, args.attack_seconds)
         cases = [(v.name, c) for c in levels for v in found]
-        for case in cases:
-            run(case, 2)
-        load = alternate(cases, args.rounds, run)
-        memory = {v.name: v.server.memory() for v in found}
-        slow = {}
-        for n in slow_levels:
-            for kind in ("headers", "body", "silent"):
-                for v in found:
-                    slow[(v.name, kind, n)] = slow_clients(
-                        v.server.port, kind, n, args.probe_seconds
-                    )
-        with ThreadPoolExecutor(len(found)) as pool:  # the idle waits side by side
-            kept = dict(
-                zip(
-                    by_name,
-                    pool.map(lambda v: keep_alive(v.server.port, 100, 10), found),
-                    strict=True,
-                )
-            )
-        attack = {
-            v.name: memory_attack(v.server, args.attack, 2 * 2**20, args.attack_seconds)
-            for v in found
-        }
 
     rule("bench.serving")
     print(f"machine: {machine.describe()}")
@@ -347,7 +336,8 @@ def main() -> int:
     print(f"  gevent workers' psycopg wait function: {', '.join(sorted(waits)) or 'not logged'}")
 
     print(
-        f"\n1. GET /api/v1/users/me, wrk -t1, {args.rounds} rounds × {args.duration:g} s, alternating\n"
+        f"\n1. GET /api/v1/users/me, wrk -t1, {args.duration:g} s a level; one variant served at a "
+        f"time, {args.rounds} rounds, one variant later each round\n"
     )
     rows = []
     for case in cases:
@@ -364,7 +354,11 @@ def main() -> int:
                 " ".join(f"{s.p99:.0f}" for s in got),
             ]
         )
-    table(["", "conns", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "errors", "p99 by round"], rows)
+    table(
+        ["", "conns", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "non-2xx/socket errors",
+         "p99 by round"],
+        rows,
+    )  # fmt: skip
 
     print("\n2. Memory per worker after the load, MB (median of the workers; USS: private pages)\n")
     table(
