@@ -2,9 +2,8 @@
 
     python -m bench.deploy [--clients 32] [--before 3] [--after 5] [--runs 3] [--gunicorn ARGS]
 
-Each request is on a new connection; those begun after the signal end answered, reset
-(accepted, then closed without a response) or refused. Those in flight are counted apart.
-"""
+Requests (each on a new connection) begun after the signal end answered, reset (accepted,
+then closed unanswered) or refused; those in flight at the signal are counted apart."""
 
 from __future__ import annotations
 
@@ -54,7 +53,7 @@ def deploy(server: Server, token: str, clients: int, before: float, after: float
     signalled: list[float] = []
     tally: Counter[tuple[str, str]] = Counter()
     lock = threading.Lock()
-    first: dict[str, float] = {}  # outcome → seconds after the signal it first ended so
+    first: dict[str, float] = {}  # by outcome: when it first and last ended, after the signal
     last: dict[str, float] = {}
 
     def client() -> None:

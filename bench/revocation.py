@@ -2,9 +2,8 @@
 
     python -m bench.revocation [CHECKOUT ...] [--trials 400] [--after 10] [--load]
 
-Each trial: log in, warm every worker with the token, log out, then ``--after`` requests
-at once, each on a new connection. The contract wants 0 of them answered 200.
-"""
+Each trial logs in, warms every worker with the token, logs out, then sends ``--after``
+requests at once on new connections: the contract wants none answered 200."""
 
 from __future__ import annotations
 
