@@ -15,6 +15,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() *
 # kept-alive connections wait in the worker's poller, not in a thread; a client that
 # sends nothing is handed back to the poller after a few seconds. A few slow clients
 # cost a thread each, not a process (bench.serving compares sync, gthread and gevent).
+# The figures, and the limit (as many slow clients on one worker as it has threads stall
+# what that worker queued behind them): bench/README.md, "Serving".
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Connections a worker holds at most: those being served plus idle kept-alive ones.

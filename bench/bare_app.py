@@ -1,5 +1,5 @@
-"""The floor: a bare Flask app returning a small JSON, served by the same gunicorn
-settings as Eléva in bench/http.py. Nothing of Eléva is imported."""
+"""The floor: a bare Flask app returning a small JSON, served with the same
+gunicorn.conf.py as Eléva (bench.harness.floor). Nothing of Eléva is imported."""
 
 from flask import Flask
 
