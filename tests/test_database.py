@@ -40,6 +40,33 @@ def test_every_transaction_sets_its_own_timeouts(app):
 
 
 @requires_postgres
+@pytest.mark.config(DATABASE_STATEMENT_TIMEOUT_MS=300, DATABASE_LOCK_TIMEOUT_MS=20000)
+def test_the_callers_check_holds_the_timeouts_too(app, client, user):
+    """Every request's caller check runs outside the request's transaction (one round
+    trip, eleva.data.fastread): its statement carries the same timeouts. A migration
+    holding the users table makes it wait; it is cancelled, 503, and nothing stays set."""
+    dsn = TEST_DATABASE_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as holder:
+        holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        response = client.get(ME, headers=user.headers)
+        waited = time.monotonic() - started
+        holder.rollback()
+    assert response.status_code == 503, response.json
+    assert waited < 3
+    assert client.get(ME, headers=user.headers).status_code == 200
+    with app.app_context():
+        pooled = db.engine.raw_connection()  # what the check used, back in the pool
+        try:
+            pooled.driver_connection.autocommit = True
+            shown = pooled.driver_connection.execute("SHOW statement_timeout").fetchone()
+            assert shown[0] != "300ms"
+            pooled.driver_connection.autocommit = False
+        finally:
+            pooled.close()
+
+
+@requires_postgres
 def test_no_server_side_prepared_statements(app, client, user):
     """psycopg would prepare a statement on its fifth run: behind a transaction pooler the
     next run may reach a server connection that never prepared it."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from eleva.core.devices import device_label
 from eleva.core.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
@@ -28,6 +28,7 @@ from eleva.core.text import WHITESPACE
 from eleva.core.tokens import TokenPair
 from eleva.data import jobs
 from eleva.data.db import commit, db, unique_conflicts
+from eleva.data.fastread import FastRead
 from eleva.data.models import LoginSession, User, utcnow
 from eleva.services import emails
 
@@ -80,21 +81,25 @@ _USER_COLUMNS = tuple(
 )
 
 
+# Every request's caller check: the user's row and the login session, by ids.
+_CURRENT_USER = FastRead(
+    select(*_USER_COLUMNS, LoginSession.id, LoginSession.expires_at)
+    .join(LoginSession, LoginSession.user_id == User.id)
+    .where(
+        User.id == bindparam("user_id"),
+        User.is_active.is_(True),
+        LoginSession.id == bindparam("session_id"),
+        LoginSession.revoked_at.is_(None),
+        LoginSession.expires_at > bindparam("now"),
+    ),
+    CurrentUser,
+)
+
+
 def authenticated_user(user_id: int, session_id: uuid.UUID) -> CurrentUser | None:
     """The user, if active and the session is live: every request's revocation check,
     one statement by ids, answered by the database every time."""
-    row = db.session.execute(
-        select(*_USER_COLUMNS, LoginSession.id, LoginSession.expires_at)
-        .join(LoginSession, LoginSession.user_id == User.id)
-        .where(
-            User.id == user_id,
-            User.is_active.is_(True),
-            LoginSession.id == session_id,
-            LoginSession.revoked_at.is_(None),
-            LoginSession.expires_at > utcnow(),
-        )
-    ).first()
-    return None if row is None else CurrentUser(*row)  # type: ignore[call-arg]  # the columns, in order
+    return _CURRENT_USER.first(user_id=user_id, session_id=session_id, now=utcnow())
 
 
 def normalise_email(email: str) -> str:

@@ -1,0 +1,81 @@
+"""The read every request makes (who is calling), in one round trip, exact.
+
+On PostgreSQL a ``FastRead`` runs outside the request's transaction, on a pooled
+connection in autocommit: its transaction's settings and the SELECT go as one simple
+query (``SET LOCAL …; SELECT …``: one implicit transaction), so the timeouts hold behind
+a transaction pooler and nothing stays on the server connection. It reads committed rows
+on every call: nothing is kept. Elsewhere (SQLite) it runs through the request's session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import psycopg
+from flask import current_app
+from sqlalchemy import Select
+
+from eleva.data.db import db
+
+T = TypeVar("T")
+
+# Called with (driver connection, SQL) for each statement a FastRead sends to the driver,
+# which SQLAlchemy's events do not see: the tests' statement counter.
+STATEMENT_LISTENERS: list[Callable[[Any, str], None]] = []
+
+
+class FastRead(Generic[T]):
+    """A SELECT of one row by bound parameters; ``make_row`` builds the answer from the
+    row's values, in order. For reads that never depend on the request's own writes."""
+
+    def __init__(self, statement: Select[Any], make_row: Callable[..., T]) -> None:
+        self.statement = statement
+        self.make_row = make_row
+        self._sql: dict[str, tuple[str, dict[str, Any]]] = {}  # by dialect
+
+    def first(self, **params: Any) -> T | None:
+        engine = db.engine
+        if engine.dialect.name != "postgresql":
+            row = db.session.execute(self.statement, params).first()
+            return None if row is None else self.make_row(*row)
+        sql, defaults = self._compiled(engine.dialect)
+        config = current_app.config
+        # Integers from the configuration, never input.
+        settings = (
+            f"SET LOCAL statement_timeout = {int(config['DATABASE_STATEMENT_TIMEOUT_MS'])}; "
+            f"SET LOCAL lock_timeout = {int(config['DATABASE_LOCK_TIMEOUT_MS'])}; "
+        )
+        fairy = engine.raw_connection()  # the pool's checkout: liveness checked there
+        try:
+            driver: psycopg.Connection[Any] = fairy.driver_connection  # type: ignore[assignment]
+            driver.autocommit = True
+            try:
+                cursor = psycopg.ClientCursor(driver)  # client-side binding: one Query
+                for listener in STATEMENT_LISTENERS:
+                    listener(driver, sql)
+                cursor.execute(settings + sql, {**defaults, **params})
+                while cursor.nextset():  # past the two SETs' results
+                    pass
+                values = cursor.fetchone()
+            finally:
+                driver.autocommit = False
+        finally:
+            fairy.close()  # back to the pool, idle: nothing to roll back
+        return None if values is None else self.make_row(*map(_utc, values))
+
+    def _compiled(self, dialect: Any) -> tuple[str, dict[str, Any]]:
+        compiled = self._sql.get(dialect.name)
+        if compiled is None:
+            statement = self.statement.compile(dialect=dialect)
+            compiled = self._sql[dialect.name] = (statement.string, dict(statement.params))
+        return compiled
+
+
+def _utc(value: Any) -> Any:
+    # Timestamps as the ORM hands them out (UTCDateTime): in UTC, whatever the server's
+    # TimeZone setting, which the pooled connection's session may not have set.
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return value
