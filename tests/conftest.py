@@ -8,10 +8,13 @@ table is emptied after each test.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +27,8 @@ from config import TestingConfig
 from eleva import create_app
 from eleva.core.errors import Conflict, NotFound
 from eleva.data.db import TRANSACTION_SETTINGS_SQL, db
+from eleva.data.fastread import STATEMENT_LISTENERS
+from eleva.http.ratelimit import limiter
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith(("postgres", "postgresql"))
@@ -41,6 +46,9 @@ requires_postgres = pytest.mark.skipif(
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "config(**overrides): app config overrides for this test")
+    config.addinivalue_line(
+        "markers", "own_app: an app of this test's own (it adds routes), never lent again"
+    )
 
 
 # A production environment that starts: what production refuses is tested by removing
@@ -152,14 +160,54 @@ def _create_database_if_missing(url: str) -> None:
         admin.dispose()
 
 
+@dataclass
+class SharedApp:
+    """An app built once and lent to every test of the same configuration: building one
+    (its OpenAPI spec above all) is most of a short test's time."""
+
+    app: Flask
+    config: dict[str, Any]
+    extensions: dict[str, Any]
+    media: Path
+
+
+_SHARED: dict[str, SharedApp] = {}
+# Flask-Limiter's one Limiter keeps the settings of the app it last initialised: an app
+# lent again after another was built (a test's own, another configuration) is rebuilt.
+_LIMITED: list[Flask | None] = [None]
+_init_limiter = limiter.init_app
+
+
+def _init_and_note(app: Flask, *args: Any, **kwargs: Any) -> None:
+    _LIMITED[0] = app
+    _init_limiter(app, *args, **kwargs)
+
+
+limiter.init_app = _init_and_note  # type: ignore[method-assign]
+
+
+def _shared_app(overrides: dict[str, Any], media_root: Path) -> SharedApp:
+    key = repr(sorted(overrides.items()))
+    shared = _SHARED.get(key)
+    if shared is None or _LIMITED[0] is not shared.app:
+        media = media_root / f"media-{len(_SHARED)}-{os.urandom(4).hex()}"
+        settings = {k: v for k, v in overrides.items() if not k.startswith("_")}
+        app = create_app(make_config(), {"LOCAL_STORAGE_PATH": str(media), **settings})
+        app.test_client_class = CheckedClient
+        shared = _SHARED[key] = SharedApp(app, dict(app.config), dict(app.extensions), media)
+    return shared
+
+
 @pytest.fixture
-def app(request: pytest.FixtureRequest, tmp_path, postgres_schema) -> Iterator[Flask]:
-    overrides = {"LOCAL_STORAGE_PATH": str(tmp_path / "media")}
+def app(request: pytest.FixtureRequest, tmp_path_factory, postgres_schema) -> Iterator[Flask]:
+    """The app of this test's configuration (``@pytest.mark.config``), on an empty
+    database and storage; whatever the test changed in it is undone afterwards."""
     marker = request.node.get_closest_marker("config")
-    if marker:
-        overrides.update(marker.kwargs)
-    app = create_app(make_config(), overrides)
-    app.test_client_class = CheckedClient
+    overrides = dict(marker.kwargs) if marker else {}
+    if request.node.get_closest_marker("own_app"):
+        overrides["_own_app"] = request.node.nodeid  # a key no other test shares
+    shared = _shared_app(overrides, tmp_path_factory.getbasetemp())
+    app = shared.app
     with app.app_context():
         if not ON_POSTGRES:
             db.create_all()
@@ -170,7 +218,29 @@ def app(request: pytest.FixtureRequest, tmp_path, postgres_schema) -> Iterator[F
             empty_tables()
         else:
             db.drop_all()
-        db.engine.dispose()
+            # And what a test added beside the models (alembic_version): the in-memory
+            # database lives as long as the app.
+            with db.engine.begin() as conn:
+                for (name,) in conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                ).all():
+                    conn.exec_driver_sql(f'DROP TABLE "{name}"')
+        state = app.extensions.get("mailman")
+        if state is not None and hasattr(state, "outbox"):
+            state.outbox.clear()
+    app.config.clear()
+    app.config.update(shared.config)
+    app.extensions.clear()
+    app.extensions.update(shared.extensions)
+    limited = shared.config["RATELIMIT_ENABLED"]  # a disabled app never binds the limiter
+    if limited and shared.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+        # The counters a test left (in memory: this app's alone). An empty memory store
+        # is falsy, which Limiter.storage asserts against: nothing to reset then.
+        with contextlib.suppress(AssertionError):
+            limiter.reset()
+    shutil.rmtree(shared.media, ignore_errors=True)
+    if "_own_app" in overrides:
+        _SHARED.pop(repr(sorted(overrides.items())), None)
 
 
 def empty_tables() -> None:
@@ -309,8 +379,9 @@ def other(auth: AuthActions) -> Account:
 
 @contextmanager
 def watch_statements(app: Flask, on_statement: Callable[[Any, str], None]) -> Iterator[None]:
-    """Call ``on_statement(driver_connection, sql)`` for every statement the app sends
-    but the per-transaction settings (eleva.data.db.TRANSACTION_SETTINGS)."""
+    """Call ``on_statement(driver_connection, sql)`` for every statement the app sends,
+    through SQLAlchemy or straight to the driver (eleva.data.fastread), but the
+    per-transaction settings (eleva.data.db.TRANSACTION_SETTINGS_SQL)."""
 
     def through_sqlalchemy(conn, _cursor, statement, _params, _context, _many) -> None:
         if statement != TRANSACTION_SETTINGS_SQL:
@@ -319,10 +390,12 @@ def watch_statements(app: Flask, on_statement: Callable[[Any, str], None]) -> It
     with app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", through_sqlalchemy)
+    STATEMENT_LISTENERS.append(on_statement)
     try:
         yield
     finally:
         event.remove(engine, "before_cursor_execute", through_sqlalchemy)
+        STATEMENT_LISTENERS.remove(on_statement)
 
 
 @pytest.fixture

@@ -390,6 +390,7 @@ def protected_views(app):
     return seen
 
 
+@pytest.mark.own_app
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_login_required_hands_every_method_the_same_caller(
     app, client, protected_views, user, method
