@@ -66,21 +66,19 @@ class Login(MethodView):
     @blp.alt_response(403, response="FORBIDDEN")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    @blp.doc(
+        description="An unknown login and a wrong password get the same 401. A deactivated "
+        "account gets 403 (only with the right password). Attempts are limited per client "
+        "address and per account (its email and username share one counter, which wrong "
+        "passwords at ``PUT /users/me/password`` and ``DELETE /users/me`` also count "
+        "against): 429 with ``Retry-After``; 503 when the counters cannot be reached.\n\n"
+        "With ``refresh_in_cookie: true`` the refresh token is set as the HttpOnly cookie "
+        "``eleva_refresh`` (Path=/api/v1/auth, SameSite per REFRESH_COOKIE_SAMESITE, Secure "
+        "in production or with SameSite=None, Partitioned with SameSite=None, Max-Age the "
+        "refresh lifetime) and the body has ``csrf_token`` instead of ``refresh_token``."
+    )
     def post(self, data):
-        """Log in with email or username; start a session and get a token pair.
-
-        An unknown login and a wrong password get the same 401. A deactivated account
-        gets 403 (only with the right password). Attempts are limited per client address
-        and per account (its email and username share one counter, which wrong passwords
-        at ``PUT /users/me/password`` and ``DELETE /users/me`` also count against): 429
-        with ``Retry-After``; 503 when the counters cannot be reached.
-
-        With ``refresh_in_cookie: true`` the refresh token is set as the HttpOnly cookie
-        ``eleva_refresh`` (Path=/api/v1/auth, SameSite per REFRESH_COOKIE_SAMESITE,
-        Secure in production or with SameSite=None, Partitioned with SameSite=None,
-        Max-Age the refresh lifetime) and the body has ``csrf_token`` instead of
-        ``refresh_token``.
-        """
+        """Log in with email or username; start a session and get a token pair."""
         in_cookie = data.pop("refresh_in_cookie")
         pair = auth.login(**data, user_agent=request.user_agent.string, ip=request.remote_addr)
         return token_answer(pair, in_cookie=in_cookie)
@@ -94,19 +92,18 @@ class Refresh(MethodView):
     @blp.response(200, TokenPairSchema)
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    @blp.doc(
+        description="Each refresh token works once. Presented again within "
+        "REFRESH_REUSE_GRACE_SECONDS of its rotation (two tabs refreshing at once) it gets a "
+        "new pair for the same session; later, it ends the whole login session: every token "
+        "descended from that login stops working.\n\n"
+        "Without an Authorization header the refresh token is read from the "
+        "``eleva_refresh`` cookie, and the ``X-CSRF-Token`` header must be the "
+        "``csrf_token`` of the last login or refresh (else 401); the answer then rotates the "
+        "cookie and has a new ``csrf_token`` instead of ``refresh_token``."
+    )
     def post(self, token: TokenClaims):
-        """Trade the refresh token (as Bearer) for a new access and refresh token.
-
-        Each refresh token works once. Presented again within REFRESH_REUSE_GRACE_SECONDS
-        of its rotation (two tabs refreshing at once) it gets a new pair for the same
-        session; later, it ends the whole login session: every token descended from that
-        login stops working.
-
-        Without an Authorization header the refresh token is read from the
-        ``eleva_refresh`` cookie, and the ``X-CSRF-Token`` header must be the
-        ``csrf_token`` of the last login or refresh (else 401); the answer then rotates
-        the cookie and has a new ``csrf_token`` instead of ``refresh_token``.
-        """
+        """Trade the refresh token (as Bearer) for a new access and refresh token."""
         pair = auth.rotate(token.user_id, token.session_id, token.jti)
         return token_answer(pair, in_cookie=came_with_refresh_cookie())
 
@@ -143,14 +140,14 @@ class PasswordForgot(MethodView):
     @blp.response(202, MessageSchema)
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    @blp.doc(
+        description="The answer is the same, in about the same time, whether or not an "
+        "account has this address; an active account gets an email with a link to "
+        "``{FRONTEND_URL}/reset-password?token=…``, valid PASSWORD_RESET_MINUTES, once. "
+        "Limited per client address and per email (RATELIMIT_PASSWORD_FORGOT)."
+    )
     def post(self, data):
-        """Ask for a password reset link by email.
-
-        The answer is the same, in about the same time, whether or not an account has
-        this address; an active account gets an email with a link to
-        ``{FRONTEND_URL}/reset-password?token=…``, valid PASSWORD_RESET_MINUTES, once.
-        Limited per client address and per email (RATELIMIT_PASSWORD_FORGOT).
-        """
+        """Ask for a password reset link by email."""
         accounts.request_password_reset(data["email"])
         return {"message": accounts.FORGOT_MESSAGE}
 
@@ -159,14 +156,14 @@ class PasswordForgot(MethodView):
 class PasswordReset(MethodView):
     @blp.arguments(PasswordResetSchema)
     @blp.response(204)
+    @blp.doc(
+        description="Every session of the account ends, its other reset links die, its "
+        'email counts as verified, and a "your password was changed" email is sent. An '
+        "unknown, expired or used token is a 422 field error on ``token`` (one message for "
+        "all); a password that breaks the registration rules, one on ``new_password``."
+    )
     def post(self, data):
-        """Set a new password with the token of a reset link.
-
-        Every session of the account ends, its other reset links die, its email counts
-        as verified, and a "your password was changed" email is sent. An unknown,
-        expired or used token is a 422 field error on ``token`` (one message for all);
-        a password that breaks the registration rules, one on ``new_password``.
-        """
+        """Set a new password with the token of a reset link."""
         accounts.reset_password(**data)
 
 
@@ -190,17 +187,17 @@ class EmailRevert(MethodView):
     )
     @blp.response(204)
     @blp.alt_response(409, response="CONFLICT")
+    @blp.doc(
+        description="The token comes from ``{FRONTEND_URL}/revert-email?token=…`` in the "
+        "notice an email change sends to the previous address; it works once, for "
+        "EMAIL_REVERT_DAYS. The account's email becomes that address again (verified), every "
+        "session of the account ends, and every password-reset link dies: sign in again, and "
+        "reset the password if someone else may know it. An unknown, used or expired token "
+        "is a 422 field error on ``token``. (409 only if the address was taken by hand "
+        "meanwhile: no other account can register it while the link lives.)"
+    )
     def post(self, data):
-        """"This wasn't me": undo an email change with the link sent to the old address.
-
-        The token comes from ``{FRONTEND_URL}/revert-email?token=…`` in the notice an
-        email change sends to the previous address; it works once, for EMAIL_REVERT_DAYS.
-        The account's email becomes that address again (verified), every session of the
-        account ends, and every password-reset link dies: sign in again, and reset the
-        password if someone else may know it. An unknown, used or expired token is a 422
-        field error on ``token``. (409 only if the address was taken by hand meanwhile:
-        no other account can register it while the link lives.)
-        """
+        """ "This wasn't me": undo an email change with the link sent to the old address."""
         accounts.revert_email(**data)
 
 

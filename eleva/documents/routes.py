@@ -74,17 +74,17 @@ class SubjectDocuments(MethodView):
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    @blp.doc(
+        description="Its type is judged by content (415 otherwise). 413 when the file is "
+        'larger than DOCUMENT_MAX_MB or would pass your storage quota (the message says "quota"). '
+        "The file is streamed to storage, never held whole in memory. Uploads and direct "
+        "starts share one limit per user (RATELIMIT_UPLOAD). A PDF, text, Markdown or DOCX "
+        "answers ``text_status`` ``pending``: a background job extracts its text for search. "
+        "At most TEXT_EXTRACTION_QUEUED of your documents are in its queue at a time; the "
+        "others wait their turn, still pending, and are read in upload order."
+    )
     def post(self, me: CurrentUser, files, subject_id):
-        """Upload a document (multipart ``file``, optional ``title``).
-
-        Its type is judged by content (415 otherwise). 413 when the file is larger than
-        DOCUMENT_MAX_MB or would pass your storage quota (the message says "quota").
-        The file is streamed to storage, never held whole in memory. Uploads and direct
-        starts share one limit per user (RATELIMIT_UPLOAD). A PDF, text, Markdown or DOCX
-        answers ``text_status`` ``pending``: a background job extracts its text for
-        search. At most TEXT_EXTRACTION_QUEUED of your documents are in its queue at a
-        time; the others wait their turn, still pending, and are read in upload order.
-        """
+        """Upload a document (multipart ``file``, optional ``title``)."""
         upload = files["file"]
         document = documents.upload_document(
             me.id, subject_id, upload.stream, filename=upload.filename, title=files.get("title")
@@ -102,15 +102,15 @@ class DirectUploads(MethodView):
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    @blp.doc(
+        description="Your quota is reserved now (413 when ``size`` is over DOCUMENT_MAX_MB or "
+        "the quota). Send the file as a multipart POST to ``upload.url`` with every field of "
+        "``upload.fields`` and then ``file``, of exactly ``size`` bytes, before "
+        "``upload.expires_at`` (15 minutes); then call ``/documents/<id>/complete``. The "
+        "upload URL works once. Uploads not completed within an hour are removed."
+    )
     def post(self, me: CurrentUser, data, subject_id):
-        """Start a direct upload: the file goes to storage, not through the API.
-
-        Your quota is reserved now (413 when ``size`` is over DOCUMENT_MAX_MB or the
-        quota). Send the file as a multipart POST to ``upload.url`` with every field of
-        ``upload.fields`` and then ``file``, of exactly ``size`` bytes, before
-        ``upload.expires_at`` (15 minutes); then call ``/documents/<id>/complete``. The
-        upload URL works once. Uploads not completed within an hour are removed.
-        """
+        """Start a direct upload: the file goes to storage, not through the API."""
         started = documents.start_direct_upload(me.id, subject_id, **data)
         body = {
             "document": started.document,
@@ -132,14 +132,14 @@ class CompleteUpload(MethodView):
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    @blp.doc(
+        description="200 with the document ``ready`` (also when it already was). 409 when "
+        "nothing was uploaded yet (send it, then call again). When refused — another size "
+        "than declared (413 larger, 422 smaller) or an unsupported type (415) — the stored "
+        "file **and the document** are deleted and the quota freed: start a new upload."
+    )
     def post(self, me: CurrentUser, document_id):
-        """Finish a direct upload: the stored file's size and type are checked.
-
-        200 with the document ``ready`` (also when it already was). 409 when nothing was
-        uploaded yet (send it, then call again). When refused — another size than
-        declared (413 larger, 422 smaller) or an unsupported type (415) — the stored
-        file **and the document** are deleted and the quota freed: start a new upload.
-        """
+        """Finish a direct upload: the stored file's size and type are checked."""
         return documents.complete_upload(me.id, document_id)
 
 

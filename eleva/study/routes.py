@@ -169,15 +169,15 @@ class CardReviews(MethodView):
     @blp.arguments(ReviewCreateSchema)
     @blp.response(201, ReviewResultSchema, example=REVIEW_RESULT_EXAMPLE)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(
+        description="`reviewed_at` (default now) lets an offline client send its reviews "
+        "later, in order: earlier than the card's last review or later than now + 60 s is a "
+        "422 field error. With an `Idempotency-Key`, a retry within 24 hours answers what the "
+        "first request answered and records nothing more; the same key with another body is "
+        "a 422 (`errors.headers`). A subject's `exam_date` caps the new `due`."
+    )
     def post(self, me: CurrentUser, headers, data, card_id):
-        """Review a card: FSRS schedules it again from your rating.
-
-        `reviewed_at` (default now) lets an offline client send its reviews later, in
-        order: earlier than the card's last review or later than now + 60 s is a 422
-        field error. With an `Idempotency-Key`, a retry within 24 hours answers what the
-        first request answered and records nothing more; the same key with another
-        body is a 422 (`errors.headers`). A subject's `exam_date` caps the new `due`.
-        """
+        """Review a card: FSRS schedules it again from your rating."""
         answer = study.review_card(
             me.id,
             me.study,
@@ -208,14 +208,14 @@ class ReviewQueue(MethodView):
     @blp.login_required
     @blp.arguments(QueueQuerySchema, location="query")
     @blp.response(200, QueueSchema, example=QUEUE_EXAMPLE)
+    @blp.doc(
+        description="Due learning and relearning cards first, then due review cards, each "
+        "oldest due first; then new cards in creation order, up to what is left of today's "
+        "`new_cards_per_day` (a study day in your `study.timezone`, from "
+        "`day_starts_at_hour`). Suspended cards never. Subjects not yours match nothing."
+    )
     def get(self, me: CurrentUser, query):
-        """The cards to study now, and how many there are of each kind.
-
-        Due learning and relearning cards first, then due review cards, each oldest due
-        first; then new cards in creation order, up to what is left of today's
-        `new_cards_per_day` (a study day in your `study.timezone`, from
-        `day_starts_at_hour`). Suspended cards never. Subjects not yours match nothing.
-        """
+        """The cards to study now, and how many there are of each kind."""
         return study.queue(
             me.id, me.study, subject_ids=query.get("subject_id"), limit=query["limit"]
         )

@@ -44,8 +44,8 @@ class PictureUploadSchema(ma.Schema):
 
 def password_check_limits(view: Callable) -> Callable:
     """The limits of a route that checks the caller's password: its own, shared by both
-    such routes (bcrypt costs ~250 ms a check), and the account's login counter, so a
-    stolen access token is no faster a way to guess the password than the login."""
+    such routes (each bcrypt check is costly by design), and the account's login counter,
+    so a stolen access token gives no more guesses at the password than the login does."""
     view = limiter.shared_limit(
         ratelimit.login_limit, scope=ratelimit.ACCOUNT_SCOPE, key_func=ratelimit.current_account
     )(view)
@@ -93,19 +93,19 @@ class Me(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    @blp.doc(
+        description="A new email needs ``current_password`` as well (422 on "
+        "``current_password`` when it is missing or wrong; each such request counts against "
+        "the account's login limit, as a login does). It takes effect at once with "
+        "``email_verified`` false: a verification link goes to the new address; the old one "
+        'gets a notice with a "this wasn\'t me" link (``{FRONTEND_URL}/revert-email?token=…``, '
+        "see ``POST /auth/email/revert``), valid EMAIL_REVERT_DAYS, during which no other "
+        "account can take the old address; every password-reset link dies. Your session "
+        "keeps working after a change of email or username. Requests that change the email "
+        "are limited per user (RATELIMIT_EMAIL_CHANGE): they tell whether an address is taken."
+    )
     def patch(self, me: CurrentUser, changes):
-        """Change any of full_name, bio (≤ 500), username, email, privacy, study (partial).
-
-        A new email needs ``current_password`` as well (422 on ``current_password`` when
-        it is missing or wrong; each such request counts against the account's login
-        limit, as a login does). It takes effect at once with ``email_verified`` false: a
-        verification link goes to the new address; the old one gets a notice with a
-        "this wasn't me" link (``{FRONTEND_URL}/revert-email?token=…``, see ``POST
-        /auth/email/revert``), valid EMAIL_REVERT_DAYS, during which no other account can
-        take the old address; every password-reset link dies. Your session keeps working
-        after a change of email or username. Requests that change the email are limited
-        per user (RATELIMIT_EMAIL_CHANGE): they tell whether an address is taken.
-        """
+        """Change any of full_name, bio (≤ 500), username, email, privacy, study (partial)."""
         return users.update_profile(me.id, changes)
 
     @blp.login_required
@@ -120,20 +120,19 @@ class Me(MethodView):
     )
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    @blp.doc(
+        description="Needs your password: a wrong one is a 422 field error. Password checks "
+        "are limited per user (``RATELIMIT_PASSWORD_CHECK``) and count against the account's "
+        "login limit: 429.\n\n"
+        'With ``"erase": true``: 202 ``{erase_at}``. The account is deactivated at once and '
+        "erased for good at ``erase_at`` (ERASURE_GRACE_DAYS later): every row and every "
+        "stored file of yours. An email gives the date and a link, "
+        "``{FRONTEND_URL}/cancel-erasure?token=…``, that keeps the account until then "
+        "(``POST /auth/erasure/cancel``). Afterwards the email address and the username can "
+        "be registered again."
+    )
     def delete(self, me: CurrentUser, data):
-        """Deactivate your account (data kept), or have it erased; every session ends.
-
-        Needs your password: a wrong one is a 422 field error. Password checks are
-        limited per user (``RATELIMIT_PASSWORD_CHECK``) and count against the account's
-        login limit: 429.
-
-        With ``"erase": true``: 202 ``{erase_at}``. The account is deactivated at once
-        and erased for good at ``erase_at`` (ERASURE_GRACE_DAYS later): every row and
-        every stored file of yours. An email gives the date and a link,
-        ``{FRONTEND_URL}/cancel-erasure?token=…``, that keeps the account until then
-        (``POST /auth/erasure/cancel``). Afterwards the email address and the username
-        can be registered again.
-        """
+        """Deactivate your account (data kept), or have it erased; every session ends."""
         if data["erase"]:
             erase_at = erasure.request_erasure(me.id, password=data["password"])
             return ErasureScheduledSchema().dump({"erase_at": erase_at}), 202
@@ -148,14 +147,14 @@ class MyPassword(MethodView):
     @blp.response(204)
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    @blp.doc(
+        description="A wrong current password, or a new one that breaks the rules, is a 422 "
+        "field error (``current_password`` / ``new_password``). Password checks are limited "
+        "per user (``RATELIMIT_PASSWORD_CHECK``) and count against the account's login "
+        "limit, as failed logins do: 429 with ``Retry-After``."
+    )
     def put(self, me: CurrentUser, data):
-        """Change your password. Every other session ends; this one keeps working.
-
-        A wrong current password, or a new one that breaks the rules, is a 422 field
-        error (``current_password`` / ``new_password``). Password checks are limited per
-        user (``RATELIMIT_PASSWORD_CHECK``) and count against the account's login
-        limit, as failed logins do: 429 with ``Retry-After``.
-        """
+        """Change your password. Every other session ends; this one keeps working."""
         users.change_password(me.id, me.session_id, **data)
 
 
@@ -261,17 +260,17 @@ class MyExport(MethodView):
     @blp.response(202, ExportSchema, example=EXPORT_EXAMPLE)
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    @blp.doc(
+        description="A background job builds one ZIP: ``eleva-export.json`` (format_version "
+        "1: your account, your login sessions, every subject with its notes and documents), "
+        "each note as Markdown under ``notes/``, each document byte for byte under "
+        "``documents/``, and your profile picture. When it is ready an email links to "
+        "``{FRONTEND_URL}/export``; it is deleted EXPORT_KEEP_DAYS later. One export per "
+        "EXPORT_INTERVAL_HOURS (a failed one does not count): 429 with ``Retry-After`` "
+        "before that. 503 when the job queue is down (nothing recorded)."
+    )
     def post(self, me: CurrentUser):
-        """Ask for an archive of everything you keep here (GDPR: access, portability).
-
-        A background job builds one ZIP: ``eleva-export.json`` (format_version 1: your
-        account, your login sessions, every subject with its notes and documents), each
-        note as Markdown under ``notes/``, each document byte for byte under
-        ``documents/``, and your profile picture. When it is ready an email links to
-        ``{FRONTEND_URL}/export``; it is deleted EXPORT_KEEP_DAYS later. One export per
-        EXPORT_INTERVAL_HOURS (a failed one does not count): 429 with ``Retry-After``
-        before that. 503 when the job queue is down (nothing recorded).
-        """
+        """Ask for an archive of everything you keep here (GDPR: access, portability)."""
         return exports.request_export(me.id)
 
     @blp.login_required
