@@ -1,26 +1,8 @@
 """Text of a stored document, for search: PDF (pypdf), UTF-8 text and Markdown, DOCX.
 
-Documents are hostile input. Every extraction is bounded in time and memory, inside a
-page and inside a paragraph too, and says so in its result:
-
-- at most ``MAX_CHARS`` characters are kept (search reads the start of a long book);
-- a PDF: at most ``MAX_PDF_PAGES`` pages, read one at a time; no stream decodes to more
-  than ``MAX_PDF_STREAM_BYTES`` (pypdf's documented filter and stream limits, which
-  default to 75 MB: a 75 KB file took a worker to ~1 GB), and the deadline is checked
-  every ``CHECK_EVERY`` content-stream operations, not only between pages;
-- a DOCX: ``word/document.xml`` is read through a cap of ``MAX_XML_BYTES`` decompressed
-  bytes (a ZIP bomb stops there) by a streaming parser (defusedxml's SAX: no DTDs, no
-  entities) that builds no tree, refuses nesting deeper than ``MAX_XML_DEPTH``, keeps
-  at most ``MAX_CHARS`` characters of a paragraph, and checks the deadline every
-  ``CHECK_EVERY`` elements, so millions of nested or empty elements cost neither memory
-  nor time beyond the limits;
-- a deadline, checked between pages, chunks and every ``CHECK_EVERY`` events. A single
-  call that never returns is the job runner's to stop (RQ's job timeout);
-- in the worker, an address-space limit (:func:`address_space_limit`) turns whatever
-  else would grow the process into a MemoryError.
-
-Anything the parsers raise becomes :class:`ExtractionFailed`: the document's text is
-then ``failed`` and the worker goes on with the next job.
+Documents are hostile input: every extraction is bounded in characters, time and memory,
+inside a page and inside a paragraph too. Anything the parsers raise becomes
+:class:`ExtractionFailed`: the document's text is then ``failed`` and the worker goes on.
 """
 
 from __future__ import annotations
@@ -40,11 +22,14 @@ from defusedxml.expatreader import create_parser
 
 from eleva.core.markdown import plain_text
 
-MAX_CHARS = 100_000
-MAX_PDF_PAGES = 100
-MAX_PDF_STREAM_BYTES = 8 * 1024 * 1024
-MAX_XML_BYTES = 20 * 1024 * 1024
+MAX_CHARS = 100_000  # characters kept (of a paragraph too): search reads the start of a book
+MAX_PDF_PAGES = 100  # read one at a time
+MAX_PDF_STREAM_BYTES = 8 * 1024 * 1024  # what one PDF stream may decode to (PDF_LIMITS)
+MAX_XML_BYTES = 20 * 1024 * 1024  # of word/document.xml, decompressed: a ZIP bomb stops there
 MAX_XML_DEPTH = 256  # a real document nests a few dozen levels
+# The deadline is checked between pages and chunks, and every CHECK_EVERY parser events
+# (a PDF's content-stream operations, a DOCX's elements) inside them. A single call that
+# never returns is the job runner's to stop (RQ's job timeout).
 CHECK_EVERY = 5_000  # events between two looks at the clock
 XML_CHUNK = 64 * 1024
 DEFAULT_SECONDS = 30.0
@@ -151,9 +136,10 @@ def _pdf(fileobj: BinaryIO, budget: _Budget) -> None:
                 return
 
 
-# pypdf's documented limits (pypdf.Configuration), lowered from 75 MB of output and 2
-# million tokens per stream, which let a 160 KB page take 28 s and 360 MB: a content
-# stream is parsed whole before its first operation is seen (and the clock read).
+# pypdf's documented limits (pypdf.Configuration), lowered from their defaults (75 MB of
+# output and 2 million tokens per stream), which let a small crafted file take a worker's
+# time and memory: a content stream is parsed whole before its first operation is seen
+# (and the clock read), so only these limits bound it.
 PDF_LIMITS: dict[str, Any] = {
     **dict.fromkeys(
         (
@@ -175,6 +161,9 @@ PDF_LIMITS: dict[str, Any] = {
 
 
 def _docx(fileobj: BinaryIO, budget: _Budget) -> None:
+    # A streaming parser (defusedxml's SAX: no DTDs, no entities) that builds no tree, read
+    # through a byte cap, with a depth limit and the budget's clock: millions of nested or
+    # empty elements cost neither memory nor time beyond the limits.
     with zipfile.ZipFile(fileobj) as archive:
         try:
             member = archive.open("word/document.xml")
@@ -275,6 +264,8 @@ class _Capped:
 
 
 # -- the job process's memory -------------------------------------------------------------
+# In the worker, whatever the limits above miss and would grow the process becomes a
+# MemoryError (then ExtractionFailed).
 
 
 @contextlib.contextmanager

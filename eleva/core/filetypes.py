@@ -1,14 +1,8 @@
 """What a file is, judged by its content: never by its name or the client's header.
 
-Accepted: PDF, PNG, JPEG, WebP, GIF; Office Open XML (DOCX, XLSX, PPTX) and ODT, which
-are ZIP archives whose members say what they are; and plain text — valid UTF-8
-without NUL or other binary control characters, that is not markup (HTML, SVG and XML
-are refused: a browser would render them, whatever invisible characters or lines of
-text come first). The file name only chooses between
-``text/markdown`` and ``text/plain`` for a file already judged to be text.
-
-Pure: works on any seekable binary file object (a spooled upload, a local file, a
-ranged reader over S3) and reads it in bounded chunks, never whole.
+Accepted: PDF, PNG, JPEG, WebP, GIF, DOCX, XLSX, PPTX, ODT and plain text (UTF-8, not
+markup). Pure: works on any seekable binary file object (a spooled upload, a local file,
+a ranged reader over S3) and reads it in bounded chunks, never whole.
 """
 
 from __future__ import annotations
@@ -103,6 +97,8 @@ def _by_magic(head: bytes) -> FileType | None:
 
 
 def _by_zip(fileobj: BinaryIO, head: bytes) -> FileType | None:
+    # Office Open XML (DOCX, XLSX, PPTX) and ODT are ZIP archives whose members say what
+    # they are.
     if not head.startswith(b"PK\x03\x04"):
         return None
     fileobj.seek(0)
@@ -142,6 +138,9 @@ def _visible(line: str) -> str:
 
 
 def _as_text(fileobj: BinaryIO, head: bytes, filename: str) -> FileType | None:
+    # Text is valid UTF-8 without NUL or other binary control characters, and not markup:
+    # HTML, SVG and XML are refused, since a browser would render them, whatever invisible
+    # characters or lines of text come first.
     if _is_markup(head):
         return None
     decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
@@ -154,5 +153,6 @@ def _as_text(fileobj: BinaryIO, head: bytes, filename: str) -> FileType | None:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return None
+    # The name only chooses between Markdown and plain text, once the content is judged.
     name = filename.lower().rstrip()
     return MARKDOWN if name.endswith(MARKDOWN_SUFFIXES) else TEXT

@@ -1,18 +1,8 @@
 """The profile-picture pipeline, in pure Pillow (no Flask, no storage).
 
-bytes in → JPEG bytes out, fitted within 500×500, or an :class:`ImageError`:
-
-1. open by content, and only as JPEG, PNG, WebP or GIF — never by file name or header;
-2. refuse pixel floods from the header, before a single pixel is decoded: by pixel count,
-   and by the bytes decoding would allocate (width × height × bands × bytes per band,
-   after JPEG's reduced-scale draft, times the format's overhead: ``decode_cost``), so a
-   tiny file cannot decode into hundreds of MB;
-3. first frame only of an animation;
-4. shrink first: for a JPEG, ``thumbnail`` puts the decoder in draft mode, which decodes
-   at 1/2, 1/4 or 1/8 scale (a 4000×3000 photo is never decoded at full size). This only
-   works while the image is still unloaded, so it must come before any ``convert``;
-5. apply the EXIF orientation, composite transparency onto white, convert to RGB;
-6. save a progressive JPEG from a fresh image: no EXIF, ICC profile or comment survives.
+bytes in → a progressive JPEG fitted within 500×500 with no metadata, or an
+:class:`ImageError`. Only JPEG, PNG, WebP or GIF, judged by content; pixel floods are
+refused from the header, before a single pixel is decoded.
 """
 
 from __future__ import annotations
@@ -28,9 +18,8 @@ MAX_SIDE = 500
 MAX_PIXELS = 40_000_000  # far under Pillow's own bomb limit (≈89 MP)
 JPEG_QUALITY = 85
 # A small file can decode huge (a 34-byte lossless WebP of 6300×6300 is 150 MB of pixels):
-# the budget is what decoding and shrinking will allocate at their peak, judged from the
-# header, so that no accepted upload grows a worker by more than ~100 MB (bench/images.py
-# measures each case against this model).
+# the budget is what decoding and shrinking will allocate at their peak (decode_cost),
+# judged from the header, so that a tiny file cannot grow a worker by hundreds of MB.
 MAX_DECODE_BYTES = 80 * 2**20
 # Bytes per pixel in Pillow's memory: one band of 8 or 16 bits, or 32-bit values; every
 # other mode (RGB, RGBA, LA, CMYK, YCbCr …) takes 4 bytes a pixel, RGB included.
@@ -54,7 +43,9 @@ def to_profile_jpeg(data: bytes, *, max_side: int = MAX_SIDE) -> bytes:
         # Pillow only warns below twice its limit; a bomb is an error here.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
+            # By content, and only as one of ACCEPTED_FORMATS: never by file name or header.
             with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as im:
+                # Still unloaded: size and mode come from the header, nothing is decoded yet.
                 width, height = im.size
                 if width * height > MAX_PIXELS:
                     raise ImageTooLarge(
@@ -68,10 +59,12 @@ def to_profile_jpeg(data: bytes, *, max_side: int = MAX_SIDE) -> bytes:
                         f"{cost / 2**20:.0f} MB to be decoded, at most "
                         f"{MAX_DECODE_BYTES // 2**20} MB are accepted."
                     )
-                # Shrink while unloaded (JPEG draft mode), then orient: the box is
-                # square, so fitting before rotating gives the same size. reducing_gap=1
-                # lets the decoder scale by up to 1/8 straight to the target: a 4000×3000
-                # photo takes 46 ms and 4 MB instead of 62 ms and 16 MB (bench/images.py).
+                # Shrink while unloaded, before any convert: for a JPEG, thumbnail puts the
+                # decoder in draft mode, which decodes at 1/2, 1/4 or 1/8 scale, and
+                # reducing_gap=1 lets it scale by up to 1/8 straight to the target, so a
+                # large photo is never decoded at full size. Only the first frame of an
+                # animation is read. Then orient: the box is square, so fitting before
+                # rotating gives the same size.
                 im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=1.0)
                 oriented = ImageOps.exif_transpose(im)
                 return _encode(_flatten(oriented))
@@ -109,17 +102,14 @@ def _jpeg_draft_size(size: tuple[int, int], target: tuple[int, int]) -> tuple[in
 
 
 def decode_cost(im: Image.Image, max_side: int = MAX_SIDE) -> int:
-    """The peak bytes decoding and shrinking ``im`` allocate (bench/images.py):
-
-    - WebP: 4 × the pixels — libwebp's own buffer, the copy Pillow is handed, the image,
-      and the resampling;
-    - transparency or 16-bit samples: 2 × — resampling works on a premultiplied (or
-      widened) full-size copy;
-    - otherwise the pixels themselves.
-    """
+    """The peak bytes decoding and shrinking ``im`` allocate: its decoded pixels, times
+    what its format and mode need on top."""
     pixels = decoded_bytes(im, max_side)
     if im.format == "WEBP":
+        # libwebp's own buffer, the copy Pillow is handed, the image, and the resampling.
         return 4 * pixels
+    # Transparency or 16-bit samples: resampling works on a premultiplied (or widened)
+    # full-size copy.
     if im.mode in ("RGBA", "LA", "PA", "I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         return 2 * pixels
     if "transparency" in im.info:

@@ -1,9 +1,8 @@
 """Markdown to a plain-text excerpt, for note lists.
 
 Not a Markdown parser: a handful of line and inline rules that remove the markup a
-student is likely to write (headings, emphasis, links, images, code, lists, quotes,
-tables, HTML, escaped HTML included) so that a list shows words, not syntax. Every pattern is linear (no
-nested quantifiers), so a 100,000-character body of any content is cheap to strip.
+student is likely to write, so that a list shows words, not syntax. Every pattern is
+linear (no nested quantifiers), so a 100,000-character body of any content is cheap to strip.
 """
 
 from __future__ import annotations
@@ -66,6 +65,7 @@ def plain_text(markdown: str) -> str:
     text = _EMPHASIS.sub("", text)
     text = _BACKTICKS.sub("", text)
     text = _TABLE_PIPE.sub(" ", text)
+    # HTML escapes (&lt;, &amp;) become the characters they stand for.
     text = html.unescape(text)
     if escaped:
         pieces = iter(escaped)

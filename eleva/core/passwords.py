@@ -1,9 +1,7 @@
 """Password hashing and the rules a new password must meet.
 
-bcrypt reads at most 72 bytes (bcrypt 5 raises beyond), so a password is first reduced
-with HMAC-SHA256 keyed by the hash's own bcrypt salt and base64-encoded (44 bytes, no
-NUL): long passwords are never truncated, and the pre-hash cannot be reused across
-hashes ("password shucking"). Everything is judged after NFKC, as it is hashed.
+Everything is judged after NFKC, as it is hashed; a password of any length counts whole
+(it is pre-hashed before bcrypt).
 """
 
 from __future__ import annotations
@@ -28,6 +26,10 @@ def normalise(password: str) -> str:
 
 
 def _prehash(password: str, salt: bytes) -> bytes:
+    # bcrypt reads at most 72 bytes (bcrypt 5 raises beyond), so the password is first
+    # reduced with HMAC-SHA256 keyed by the hash's own bcrypt salt, base64-encoded (44
+    # bytes, no NUL): a long password is never truncated, and the pre-hash cannot be
+    # reused across hashes ("password shucking").
     # surrogatepass: any str can be a login attempt, lone surrogates included.
     data = normalise(password).encode("utf-8", "surrogatepass")
     return base64.b64encode(hmac.new(salt, data, hashlib.sha256).digest())

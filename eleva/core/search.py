@@ -1,19 +1,6 @@
 """Search text handling that needs no database: the words of a query and of a text as the
 index sees them, folding for accent- and case-insensitive matching, snippets and their
 highlight offsets.
-
-The index (PostgreSQL's default parser, eleva.data.models) is given text whose ASCII
-punctuation (``SEPARATORS``) is made spaces: the parser then meets only words and
-blanks. It builds tags, comments, entities, emails, URLs, hosts, file paths and numbers
-out of punctuation, and after each failed attempt at one it starts again one character
-further, rescanning to the end of the text: 100,000 characters of ``<!--``, ``a_``,
-``./`` or ``a1@`` took seconds to minutes of database CPU. A word here is therefore a run
-of letters, digits and combining marks (``words``): what the index holds, what a query
-asks for, what a snippet highlights.
-
-Snippets are built here, from plain text, never by the database: no markup, no
-in-band marks. Offsets are in Unicode code points of the snippet, ``[start, end)``, as
-the contract says (a JavaScript client working in UTF-16 converts them).
 """
 
 from __future__ import annotations
@@ -27,7 +14,13 @@ from functools import cache
 MAX_WORDS = 16
 SNIPPET_LENGTH = 200
 ELLIPSIS = "…"
-# Made spaces before the database parses a text (eleva.data.models.search_vector).
+# Made spaces before the database parses a text (eleva.data.models.search_vector), so
+# that PostgreSQL's default parser meets only words and blanks. It builds tags, comments,
+# entities, emails, URLs, hosts, file paths and numbers out of punctuation, and after each
+# failed attempt at one starts again one character further, rescanning to the end of the
+# text: a long run of ``<!--``, ``a_``, ``./`` or ``a1@`` held the database's CPU. A word
+# is therefore a run of letters, digits and combining marks (``words``): what the index
+# holds, what a query asks for, what a snippet highlights.
 SEPARATORS = string.punctuation
 # A snippet's text: control characters dropped, whitespace runs one space.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -92,6 +85,9 @@ def _key(word: str) -> str:
     return "".join(c for c in base if not unicodedata.combining(c)).casefold()
 
 
+# Snippets are built here, from plain text, never by the database: no markup, no in-band
+# marks. Offsets are in Unicode code points of the snippet, [start, end), as the contract
+# says (a JavaScript client working in UTF-16 converts them).
 @dataclass(frozen=True)
 class Snippet:
     text: str
@@ -105,14 +101,12 @@ def plain(text: str) -> str:
 
 def find_snippet(text: str, query: list[str], *, anywhere: bool = False) -> Snippet:
     """A snippet of plain ``text`` (see :func:`plain`) around its first match, with the
-    offsets of every match in it.
-
-    A match is a word of the text equal to a query word, or starting with the last one,
-    once both are folded: what PostgreSQL's index matched. ``anywhere``: a query word
-    inside a word also matches, as SQLite's LIKE found it (the whole word is highlighted
-    from there).
-    """
+    offsets of every match in it. ``anywhere``: a query word inside a word matches too."""
     text = plain(text)
+    # A match is a word of the text equal to a query word, or starting with the last one,
+    # once both are folded: what PostgreSQL's index matched. With ``anywhere``, also a
+    # query word inside a word, as SQLite's LIKE found it (the whole word is highlighted
+    # from there).
     spans = _substrings(text, query) if anywhere else _whole_words(text, query)
     first = spans[0][0] if spans else 0
     begin = max(0, first - SNIPPET_LENGTH // 4)

@@ -1,9 +1,5 @@
 """Studying without a database: a user's study settings, their study days in their time
 zone, the exam cap, and one review of a card by the ``fsrs`` package (FSRS-6).
-
-A study day runs from ``day_starts_at_hour`` to the same hour the next day, local time
-(as in Anki), and is named by the calendar date on which it starts. Local times are
-wall-clock times of the IANA zone, so a day across a DST change lasts 23 or 25 hours.
 """
 
 from __future__ import annotations
@@ -61,6 +57,9 @@ def is_timezone(name: str) -> bool:
 
 
 # -- study days ---------------------------------------------------------------------------
+# A study day runs from day_starts_at_hour to the same hour the next day, local time (as
+# in Anki), and is named by the calendar date on which it starts. Local times are
+# wall-clock times of the IANA zone, so a day across a DST change lasts 23 or 25 hours.
 
 
 def study_day(moment: datetime, settings: StudySettings) -> date:

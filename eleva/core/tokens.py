@@ -1,9 +1,7 @@
 """What Eléva's tokens must say, and what the auth endpoints hand out.
 
-A signature proves who wrote a token, not that it says what Eléva's tokens say: a token
-signed with the right key but missing ``exp`` (it would never expire), with ``exp`` as
-a string, without ``type``, or naming a user id no row can have, is refused here like a
-forged one.
+A signature proves who wrote a token, not that it says what Eléva's tokens say: a
+well-signed token with missing or malformed claims is refused here like a forged one.
 """
 
 from __future__ import annotations
@@ -36,6 +34,8 @@ class TokenClaims:
 
 def read_claims(claims: Mapping[str, Any]) -> TokenClaims:
     """The claims of a verified token as Eléva reads them, or InvalidClaims."""
+    # Checked even under a valid signature: a token without exp would never expire; exp as
+    # a string, no type, or a sub no users.id can hold are refused like a forged token.
     for name in ("exp", "iat", "nbf"):
         value = claims.get(name)
         # bool is an int to Python, and PyJWT accepts numeric strings: neither is a time.
