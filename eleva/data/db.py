@@ -1,11 +1,8 @@
 """The database: Flask-SQLAlchemy's ``db``, engine set-up per database, and the commit
 that turns a violated unique index into a 409.
 
-- **SQLite** (development, tests): foreign keys on, a Unicode-aware ``lower()``.
-- **PostgreSQL**: a pooled connection is checked for liveness at checkout without a
-  round trip (``check_postgres_alive``), and each transaction starts by setting its own
-  timeouts (``TRANSACTION_SETTINGS_SQL``): nothing relies on a server connection keeping
-  session state, so a transaction pooler (PgBouncer) changes nothing.
+Nothing relies on a PostgreSQL server connection keeping session state, so a transaction
+pooler (PgBouncer) changes nothing.
 """
 
 from __future__ import annotations
@@ -117,6 +114,8 @@ def init_engines(engines: Any, *, statement_timeout_ms: int, lock_timeout_ms: in
     def start_transaction(conn: Any) -> None:
         conn.exec_driver_sql(TRANSACTION_SETTINGS_SQL, settings)
 
+    # SQLite (development, tests): foreign keys on, SQL functions it lacks. PostgreSQL: a
+    # pooled connection checked for liveness at checkout, each transaction's own settings.
     for engine in engines:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_on_connect)
@@ -158,17 +157,15 @@ def _study_day_start(day: Any, days_back: Any, timezone: Any, hour: Any) -> str 
 
 
 def check_postgres_alive(dbapi_connection: Any, _record: Any = None, _proxy: Any = None) -> None:
-    """Refuse a pooled psycopg connection that the server has ended.
-
-    A server that ends a connection (restart, failover, an idle reaper) sends its FATAL
-    message or closes the socket, and an idle connection receives nothing otherwise
-    (pooled connections do not LISTEN): a readable socket means dead. A zero-timeout
-    poll sees it without the round trip ``pool_pre_ping`` would cost; the pool then
-    replaces it.
-    """
+    """Refuse a pooled psycopg connection that the server has ended; the pool then
+    replaces it. No round trip, unlike ``pool_pre_ping``."""
     pgconn = dbapi_connection.pgconn
     if dbapi_connection.closed or pgconn.status != pq.ConnStatus.OK:
         raise DisconnectionError("connection closed")
+    # A server that ends a connection (restart, failover, an idle reaper) sends its FATAL
+    # message or closes the socket, and an idle connection receives nothing otherwise
+    # (pooled connections do not LISTEN): a readable socket means dead, and a zero-timeout
+    # poll sees it.
     poller = select.poll()
     poller.register(pgconn.socket, select.POLLIN | select.POLLPRI)
     if poller.poll(0):

@@ -1,10 +1,7 @@
 """The read every request makes (who is calling), in one round trip, exact.
 
-On PostgreSQL a ``FastRead`` runs outside the request's transaction, on a pooled
-connection in autocommit: its transaction's settings and the SELECT go as one simple
-query (``SET LOCAL …; SELECT …``: one implicit transaction), so the timeouts hold behind
-a transaction pooler and nothing stays on the server connection. It reads committed rows
-on every call: nothing is kept. Elsewhere (SQLite) it runs through the request's session.
+It reads committed rows on every call: nothing is kept. On PostgreSQL it runs outside the
+request's transaction; elsewhere (SQLite) through the request's session.
 """
 
 from __future__ import annotations
@@ -40,6 +37,9 @@ class FastRead(Generic[T]):
         if engine.dialect.name != "postgresql":
             row = db.session.execute(self.statement, params).first()
             return None if row is None else self.make_row(*row)
+        # On a pooled connection in autocommit, the transaction's settings and the SELECT go
+        # as one simple query (SET LOCAL …; SELECT …: one implicit transaction), so the
+        # timeouts hold behind a transaction pooler and nothing stays on the connection.
         sql, defaults = self._compiled(engine.dialect)
         config = current_app.config
         # Integers from the configuration, never input.

@@ -1,27 +1,8 @@
 """Background jobs: RQ on ``REDIS_URL``, or in the web process when it is empty.
 
 A job is a function of ``eleva.services`` named by its dotted path, with JSON-able
-keyword arguments. Nothing secret is ever an argument: RQ keeps arguments in Redis and
-its worker logs a job's description, so a job that needs a token makes it itself.
-
-- ``enqueue(func, queue_name=…, **kwargs)``: with Redis, the job goes to a queue
-  (retried ``JOB_RETRIES`` times, ``JOB_RETRY_INTERVALS`` apart): ``EMAIL_QUEUE`` for
-  emails, ``QUEUE_NAME`` for the rest (documents' text). Without Redis it runs at once,
-  here, with the same retries minus the waits, and a failure is logged, not raised (the
-  request that asked for an email has done its part).
-- ``outbox(func, **kwargs)`` then ``dispatch()``: a job that must happen if and only if
-  a change commits (the email saying a password changed) is written into the change's
-  transaction (``OutboxJob``) and queued after the commit; a queue that is down then
-  delays it (``sweep_outbox``, run by ``flask jobs sweep`` and when a worker starts)
-  instead of losing it or failing a change that was made.
-- ``schedule(func, at=…, job_id=…)``: RQ's own scheduling (``enqueue_at``), run by the
-  worker's scheduler; a job can schedule its next run (the hourly erasure).
-- ``flask jobs worker`` (the Procfile's ``worker:``) runs RQ's worker in the app, on
-  both queues, emails first: a worker busy with documents takes the next email before
-  the next document. It waits for Redis (with backoff, one line per try) at start.
-
-Every attempt of a job ends with one log line (job, id, outcome, duration, attempt) and
-is counted for ``/metrics`` (eleva.data.metrics: in Redis for the worker's jobs).
+keyword arguments, never a secret: RQ keeps arguments in Redis and its worker logs a
+job's description, so a job that needs a token makes it itself.
 """
 
 from __future__ import annotations
@@ -50,7 +31,9 @@ log = logging.getLogger("eleva.jobs")
 
 QUEUE_NAME = "eleva"  # documents' text extraction, and any job but emails
 EMAIL_QUEUE = "eleva-emails"
-QUEUES = (EMAIL_QUEUE, QUEUE_NAME)  # what a worker listens to, in this order
+# What a worker (`flask jobs worker`, the Procfile's worker:) listens to, in this order:
+# one busy with documents takes the next email before the next document.
+QUEUES = (EMAIL_QUEUE, QUEUE_NAME)
 # A request that needs Redis answers 503 within about a second when it does not answer.
 SOCKET_TIMEOUT = 1.0
 
@@ -104,6 +87,8 @@ def enqueue(
 def _enqueue(
     name: str, kwargs: dict[str, Any], *, queue_name: str, job_timeout: int | None = None
 ) -> bool:
+    # Without Redis the job runs at once, here, with the same retries minus the waits, and
+    # a failure is logged, not raised: the request that asked for an email has done its part.
     conn = connection()
     if conn is None:
         run_here(name, kwargs)
@@ -132,6 +117,8 @@ def schedule(
     """Run ``func(**kwargs)`` at ``at`` (the worker's scheduler enqueues it then), once:
     scheduling the same ``job_id`` again replaces it. False without Redis (nothing to
     schedule on); ServiceUnavailable when Redis does not answer."""
+    # RQ's own scheduling (enqueue_at), run by the worker's scheduler: a job can schedule
+    # its next run (the hourly erasure).
     conn = connection()
     if conn is None:
         return False
@@ -168,6 +155,10 @@ def attempts_left() -> int:
 
 
 # -- the outbox: jobs that exist if and only if their transaction commits -------------------
+# Such a job (the email saying a password changed) is written into the change's transaction
+# (OutboxJob) and queued after the commit; a queue that is down then delays it
+# (sweep_outbox, run by `flask jobs sweep` and when a worker starts) instead of losing it
+# or failing a change that was made.
 
 _OUTBOX_KEY = "eleva.outbox"  # the session's outbox rows, until dispatch()
 # A row not queued this long after its commit was left behind (the queue was down, or the
@@ -386,6 +377,7 @@ def _attempt_ended(
         "attempt": attempt,
     }
     log.log(level, "%s", message, extra={"fields": fields})
+    # Counted for /metrics (eleva.data.metrics): in Redis for the worker's jobs.
     metrics.count_job(connection(), name, outcome)
 
 

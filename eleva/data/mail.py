@@ -1,11 +1,8 @@
 """Email: Flask-Mailman set up once, and messages rendered from Jinja templates.
 
-Each message is a pair of templates under ``eleva/templates/email/``: ``<name>.txt``
-(the plain text every client shows) and ``<name>.html`` (its HTML alternative), both
-rendered with the same context. The first line of the text template is the subject.
+Each message is a pair of templates under ``eleva/templates/email/``: ``<name>.txt`` (the
+plain text; its first line is the subject) and ``<name>.html`` (its HTML alternative).
 ``MAIL_BACKEND`` picks where messages go: console (development), locmem (tests), smtp.
-In development ``console`` prints each message readably (:class:`ConsoleEmailBackend`),
-with where to use its token in ``/docs`` when no SPA is running.
 """
 
 from __future__ import annotations
@@ -26,6 +23,8 @@ CONSOLE_BACKEND = f"{__name__}.ConsoleEmailBackend"
 
 
 def init_app(app: Flask) -> None:
+    # In development each message is printed readably, with where to use its token in
+    # /docs when no SPA is running.
     if app.config.get("MAIL_BACKEND") == "console":
         app.config["MAIL_BACKEND"] = CONSOLE_BACKEND
     mail.init_app(app)
@@ -70,6 +69,7 @@ class ConsoleEmailBackend(console.EmailBackend):  # type: ignore[misc]  # Flask-
 
 def render(name: str, **context: Any) -> tuple[str, str, str]:
     """(subject, text, html) of the message ``name``."""
+    # Both templates get the same context: the text is what every client shows.
     context = {"product": PRODUCT_NAME, **context}
     text = render_template(f"email/{name}.txt", **context)
     subject, _, body = text.partition("\n")

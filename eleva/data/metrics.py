@@ -1,15 +1,7 @@
 """Prometheus metrics (contract v1.2, ``/metrics``): what is counted, and the scrape.
 
-Under gunicorn every worker is its own process: prometheus_client's multiprocess mode
-(``PROMETHEUS_MULTIPROC_DIR``, set by gunicorn.conf.py before the app is imported) has
-each worker write its counts to files there, and a scrape, whichever worker answers it,
-reads them all. Without it (``flask run``, tests) the process counts alone.
-
-Jobs are another story. The job worker (``flask jobs worker``) runs as its own process,
-on a PaaS its own machine, sharing no disk with the web: it counts each job's outcome in
-Redis (``HINCRBY``), and a scrape of the web reads those counts and the queue's length
-from Redis (:class:`JobsFromRedis`). Without ``REDIS_URL`` (development) jobs run in the
-web process and are counted there like requests.
+Under gunicorn each worker counts into files that a scrape reads all of; the job worker,
+on a machine of its own, counts in Redis, which a scrape of the web reads too.
 """
 
 from __future__ import annotations
@@ -77,6 +69,10 @@ INLINE_JOBS = Counter(
     registry=INLINE_JOBS_REGISTRY,
 )
 
+# The job worker (`flask jobs worker`) runs as its own process, on a PaaS its own machine,
+# sharing no disk with the web: it counts each job's outcome in Redis (HINCRBY), and a
+# scrape of the web reads those counts and the queue's length from Redis (Jobs). Without
+# REDIS_URL (development) jobs run in the web process and are counted there like requests.
 # Redis keys of the job worker's counts (a hash: "<job> <outcome>" → attempts).
 JOB_COUNTS_KEY = "eleva:metrics:jobs"
 # generate_latest's classic text format (prometheus_client's CONTENT_TYPE_PLAIN_0_0_4).
@@ -161,6 +157,10 @@ class Jobs:
 
 def exposition(*, multiproc_dir: str | None, jobs: Jobs) -> bytes:
     """The text of one scrape: every process's counts, and the jobs'."""
+    # Under gunicorn every worker is its own process: prometheus_client's multiprocess
+    # mode (PROMETHEUS_MULTIPROC_DIR, set by gunicorn.conf.py before the app is imported)
+    # has each worker write its counts to files there, and a scrape, whichever worker
+    # answers it, reads them all. Without it (`flask run`, tests) the process counts alone.
     if multiproc_dir:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=multiproc_dir)  # type: ignore[no-untyped-call]

@@ -58,12 +58,10 @@ OWNER_LEXEME = "\x01"
 
 def searchable(text: str) -> str:
     """SQL of the text the parser is given, from SQL of a text: its ASCII punctuation made
-    spaces (eleva.core.search.SEPARATORS), so that parsing is linear in the text.
-
-    One replace() per character: each is a fast scan, where one translate() of them all
-    costs as much as parsing the text (it compares every character with each of them).
-    ``%`` is spelled chr(37): DDL passes through drivers that read it as a placeholder.
-    """
+    spaces (eleva.core.search.SEPARATORS), so that parsing is linear in the text."""
+    # One replace() per character, each a plain scan: one translate() of them all would
+    # compare every character of the text with each of them. ``%`` is spelled chr(37): DDL
+    # passes through drivers that read it as a placeholder.
     for char in SEPARATORS:
         literal = "chr(37)" if char == "%" else "'" + char.replace("'", "''") + "'"
         text = f"replace({text}, {literal}, ' ')"
@@ -271,25 +269,24 @@ class User(TimestampMixin, Base):
 
 
 class LoginSession(Base):
-    """One login: every refresh token descends from it, and dies with it.
-
-    ``refresh_jti`` is the one refresh token of the session that may still be used;
-    rotating swaps it atomically, and presenting any earlier one revokes the session —
-    but for ``previous_jti``, the one it replaced, within REFRESH_REUSE_GRACE_SECONDS of
-    ``refreshed_at`` (two tabs refreshing at once). ``device`` and ``ip`` describe the
-    login; ``last_used_at`` is the last login or refresh (never written per request).
-    """
+    """One login: every refresh token descends from it, and dies with it."""
 
     __tablename__ = "login_sessions"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The one refresh token of the session that may still be used: rotating swaps it
+    # atomically, and presenting any earlier one revokes the session — but for
+    # previous_jti, the one it replaced, within REFRESH_REUSE_GRACE_SECONDS of
+    # refreshed_at (two tabs refreshing at once).
     refresh_jti: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # login + refresh lifetime
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     previous_jti: Mapped[str | None] = mapped_column(String(36))
+    # The last login or refresh: never written per request.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # device and ip describe the login.
     device: Mapped[str | None] = mapped_column(String(100))
     ip: Mapped[str | None] = mapped_column(String(45))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -306,21 +303,18 @@ TOKEN_PURPOSES = ("reset", "verify", "revert")
 
 class AccountToken(Base):
     """A secret sent by email in a link: a password reset, an email verification, or the
-    "this wasn't me" link of an email change (``revert``).
-
-    Only its SHA-256 is stored (``digest``). ``email`` is the address it was sent to: a
-    verification token proves that address, a reset token works while it is still the
-    account's, and a revert token names the address it restores (which no other account
-    may take while it lives). Single use: consumed by a conditional DELETE … RETURNING, so
-    of two concurrent uses exactly one gets the row.
-    """
+    "this wasn't me" link of an email change (``revert``). Single use: consumed by a
+    conditional DELETE … RETURNING, so of two concurrent uses exactly one gets the row."""
 
     __tablename__ = "account_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(String(10))
-    digest: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))  # only the secret's SHA-256 is stored
+    # The address it was sent to: a verification token proves that address, a reset token
+    # works while it is still the account's, and a revert token names the address it
+    # restores (which no other account may take while it lives).
     email: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -342,16 +336,13 @@ class AccountToken(Base):
 
 class OutboxJob(Base):
     """A background job written in the transaction of the change it reports (the email
-    saying a password changed): it exists if and only if that change committed.
-
-    Queued right after the commit (``queued_at``); when the queue was down then, ``flask
-    jobs sweep`` queues it later. The job deletes its row once done (eleva.data.jobs). A
-    row about a user goes with the user: an erased account leaves no job behind.
-    """
+    saying a password changed): it exists if and only if that change committed. The job
+    deletes its row once done (eleva.data.jobs)."""
 
     __tablename__ = "job_outbox"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # A row about a user goes with the user: an erased account leaves no job behind.
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
@@ -359,6 +350,8 @@ class OutboxJob(Base):
     arguments: Mapped[str] = mapped_column(Text)  # JSON: ids and addresses, never a secret
     queue: Mapped[str] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set right after the commit; when the queue was down then, `flask jobs sweep` queues
+    # the job later.
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_job_outbox_queued_created", "queued_at", "created_at"),)
@@ -402,13 +395,7 @@ class Subject(TimestampMixin, Base):
 
 
 class Note(TimestampMixin, Base):
-    """A Markdown note in one of its owner's subjects.
-
-    The foreign key to the subject is (owner_id, subject_id): the database itself
-    refuses a note whose subject belongs to someone else, and the cascade that deletes a
-    subject's notes walks the list indexes (they lead with owner_id, subject_id) instead
-    of needing an index of its own.
-    """
+    """A Markdown note in one of its owner's subjects."""
 
     __tablename__ = "notes"
     __mapper_args__ = NO_EAGER_DEFAULTS
@@ -427,6 +414,10 @@ class Note(TimestampMixin, Base):
     search_vector: Mapped[Any] = search_vector_column(*NOTE_SEARCH)
 
     __table_args__ = (
+        # On (owner_id, subject_id): the database itself refuses a note whose subject
+        # belongs to someone else, and the cascade that deletes a subject's notes walks
+        # the list indexes (they lead with owner_id, subject_id) instead of needing an
+        # index of its own.
         ForeignKeyConstraint(
             [owner_id, subject_id],
             ["subjects.owner_id", "subjects.id"],
@@ -521,10 +512,7 @@ class Card(Base):
     """A flashcard of one of its owner's subjects, and its FSRS schedule.
 
     Its own row, so that editing its text (or the note it came from) never touches its
-    schedule. ``updated_at`` is the last change of the card itself (text, note, subject,
-    suspension); a review changes the schedule (``last_review_at``), not ``updated_at``,
-    so undoing a review gives back the card exactly as it was.
-    """
+    schedule."""
 
     __tablename__ = "cards"
     __mapper_args__ = NO_EAGER_DEFAULTS
@@ -548,6 +536,9 @@ class Card(Base):
     lapses: Mapped[int] = mapped_column(default=0, server_default="0")
     suspended: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The last change of the card itself (text, note, subject, suspension); a review
+    # changes the schedule (last_review_at), not this, so undoing a review gives back the
+    # card exactly as it was.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     search_vector: Mapped[Any] = search_vector_column(*CARD_SEARCH)
 
@@ -695,24 +686,21 @@ EXPORT_STATUSES = ("pending", "ready", "failed", "expired")
 
 
 class Export(Base):
-    """An archive of everything a user has (``eleva.services.exports``).
-
-    ``pending`` while a job builds it, then ``ready`` (its object is ``storage_key``,
-    ``exports/{user_id}/{uuid}.zip``, ``size`` bytes, kept until ``expires_at``),
-    ``failed`` after the job's last attempt, or ``expired`` once the sweep deleted it.
-    While pending, ``storage_key`` names the object the current attempt writes, so that
-    the next attempt (or the sweep) removes what a killed one left.
-    """
+    """An archive of everything a user has (``eleva.services.exports``)."""
 
     __tablename__ = "exports"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # pending while a job builds it, then ready (its object kept until expires_at),
+    # failed after the job's last attempt, or expired once the sweep deleted it.
     status: Mapped[str] = mapped_column(String(10), default="pending", server_default="pending")
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     size: Mapped[int | None] = mapped_column(BigInteger)
+    # exports/{user_id}/{uuid}.zip. While pending, the object the current attempt writes,
+    # so that the next attempt (or the sweep) removes what a killed one left.
     storage_key: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
@@ -731,11 +719,8 @@ class Export(Base):
 class Erasure(Base):
     """An account to be erased at ``erase_at`` (``eleva.services.erasure``).
 
-    Until ``started_at`` is set the erasure can be cancelled with the token whose
-    SHA-256 is ``cancel_digest`` (emailed; none for an operator's purge). Once started
-    it only goes forward: a later run finishes what a killed or faulted one began.
-    ``notified_at``: the last email was sent (never twice).
-    """
+    Until ``started_at`` is set the erasure can be cancelled; once started it only goes
+    forward: a later run finishes what a killed or faulted one began."""
 
     __tablename__ = "erasures"
 
@@ -743,9 +728,10 @@ class Erasure(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     erase_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The SHA-256 of the cancel token (emailed; none for an operator's purge).
     cancel_digest: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last email, sent once
 
     __table_args__ = (
         Index("uq_erasures_user_id", user_id, unique=True),

@@ -1,19 +1,8 @@
-"""Object storage for user files, as a Flask extension.
-
-One small interface — ``save(key, data, content_type)``, ``delete(key)``, ``url(key)``;
-for documents and exports ``save_stream`` (a file object, copied in chunks), ``open`` (a
-seekable reader), ``read_chunks`` (a streaming read), ``size``, ``list``, short-lived
-``download_url`` and direct ``upload_form``; ``partial_uploads`` (what a write killed
-midway left: a local partial file, an S3 multipart upload never completed) — and two
-backends chosen by ``STORAGE_BACKEND``:
-
-- ``local`` (development default): files under ``LOCAL_STORAGE_PATH``, served by the app
-  under ``/media/<key>``;
-- ``s3``: any S3-compatible store through boto3 (``S3_ENDPOINT_URL`` for MinIO, R2 …).
+"""Object storage for user files, as a Flask extension, with two backends chosen by
+``STORAGE_BACKEND``: ``local`` (development default: files under ``LOCAL_STORAGE_PATH``,
+served by the app under ``/media/<key>``) and ``s3`` (any S3-compatible store, boto3).
 
 Backend failures surface as :class:`StorageError`; the caller decides what they mean.
-The extension follows Flask's extension pattern: ``init_app`` keeps its state in
-``app.extensions`` and never holds the app.
 """
 
 from __future__ import annotations
@@ -125,6 +114,11 @@ def attachment(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+# One small interface: save, delete, url; for documents and exports save_stream (a file
+# object, copied in chunks), open (a seekable reader), read_chunks (a streaming read),
+# size, list_objects, short-lived download_url and direct upload_form; partial_uploads
+# (what a write killed midway left: a local partial file, an S3 multipart upload never
+# completed).
 class Backend(Protocol):
     name: str
 
@@ -337,6 +331,7 @@ class LocalBackend:
 
 
 class S3Backend:
+    # Any S3-compatible store: S3_ENDPOINT_URL for MinIO, R2 …
     name = "s3"
 
     def __init__(
@@ -377,9 +372,9 @@ class S3Backend:
                         region_name=self.region,
                         endpoint_url=self.endpoint_url,
                         config=Config(
-                            # S3 hung: an answer (503) within 10 s, far inside gunicorn's
-                            # 30 s. Two attempts in all ("max_attempts" would count retries
-                            # only: three attempts, 24 s measured): ≈ 2 × (2 s + 1 s) + backoff.
+                            # S3 hung: a 503 well inside gunicorn's timeout, from two
+                            # attempts in all, each bounded by these timeouts, plus a
+                            # backoff ("max_attempts" would count retries only: three).
                             connect_timeout=2,
                             read_timeout=2,
                             retries={"total_max_attempts": 2, "mode": "standard"},
@@ -622,6 +617,7 @@ class Storage:
     """The extension object: ``storage.save(...)`` uses the current app's backend."""
 
     def init_app(self, app: Flask) -> None:
+        # Flask's extension pattern: the state lives in app.extensions, never the app here.
         app.extensions[EXTENSION_KEY] = build_backend(app.config)
 
     @property
