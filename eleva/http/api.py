@@ -1,11 +1,7 @@
-"""flask-smorest's Api and Blueprint, adapted once for the whole of Eléva.
-
-- The request parser answers 415 to a body that is not JSON and 400 to JSON that cannot
-  be parsed safely, instead of quietly treating the body as missing.
-- ``Blueprint.login_required`` authenticates before the view and hands it the caller;
-  it documents the security scheme and the 401, so a route cannot be protected without
-  saying so.
-- Optional ``If-Match`` and the pagination header: ``eleva.http.smorest_compat``.
+"""flask-smorest's Api and Blueprint, adapted once for the whole of Eléva: a strict
+request parser (``JsonParser``) and ``Blueprint.login_required``, which protects a route
+and documents that it does. Optional ``If-Match`` and the pagination header:
+``eleva.http.smorest_compat``.
 """
 
 from __future__ import annotations
@@ -83,6 +79,8 @@ class JsonParser(FlaskParser):
         return super().parse(argmap, *args, **kwargs)
 
     def load_json(self, req: Any, schema: ma.Schema) -> Any:
+        # 415 to a body that is not JSON and 400 to JSON that cannot be parsed safely,
+        # instead of quietly treating the body as missing.
         if not is_json_request(req):
             if _has_body(req):
                 abort(415, message="Send the body as JSON with Content-Type: application/json.")
@@ -184,18 +182,16 @@ class Blueprint(smorest_compat.Blueprint):
     PAGINATION_ARGUMENTS_PARSER = JsonParser()
 
     def arguments(self, schema: Any, *, location: str = "json", required: bool = True, **kwargs):
-        """As smorest's, with two differences.
-
-        A schema class is made an instance once, here (webargs would build one per
-        request, deep-copying its fields). A ``required`` JSON body (the default) is
-        required for real: smorest only documents it, and without a body webargs loads
-        ``{}``, which an all-optional schema (a PATCH) would accept.
-        """
+        """As smorest's, but a ``required`` JSON body (the default) is required for real:
+        422 without one."""
+        # An instance once, here: webargs would build one per request, deep-copying fields.
         if isinstance(schema, type):
             schema = schema()
         decorator = super().arguments(schema, location=location, required=required, **kwargs)
         if location != "json" or not required:
             return decorator
+        # smorest only documents `required`, and without a body webargs loads {}, which an
+        # all-optional schema (a PATCH) would accept.
 
         def wrapper(func: Callable) -> Callable:
             parsed = decorator(func)
@@ -217,7 +213,8 @@ class Blueprint(smorest_compat.Blueprint):
     def login_required(self, func: Callable) -> Callable:
         """Require a valid access token of a live session, on every method; the view
         gets the caller (``CurrentUser``) as its first argument. Documents the bearer
-        scheme and the 401. Put it above every other decorator of the view."""
+        scheme and the 401, so a route cannot be protected without saying so. Put it
+        above every other decorator of the view."""
 
         @wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:

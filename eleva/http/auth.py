@@ -37,13 +37,10 @@ WRONG_TYPE = {
 
 
 class VerifiedTokens:
-    """Claims of tokens already verified, by exact token string.
-
-    A client presents the same access token on every request for up to 30 minutes;
-    verifying it once per worker saves ~150 µs a request (bench/README.md). A hit is
-    returned only while the token is unexpired; revocation is never cached (it is the
-    database's answer on every request). Bounded: the oldest entry goes first.
-    """
+    """Claims of tokens already verified, by exact token string: a client presents the
+    same access token on every request until it expires, so one verification per worker
+    is enough. A hit is returned only while the token is unexpired; revocation is never
+    cached (it is the database's answer on every request)."""
 
     def __init__(self, *, maxsize: int = 4096) -> None:
         self._claims: dict[str, TokenClaims] = {}
@@ -58,6 +55,7 @@ class VerifiedTokens:
         return claims
 
     def put(self, token: str, claims: TokenClaims) -> None:
+        # Bounded: the oldest entry goes first.
         with self._lock:
             while len(self._claims) >= self._maxsize:
                 del self._claims[next(iter(self._claims))]

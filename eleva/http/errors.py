@@ -1,9 +1,8 @@
 """The one place that turns any error into the contract's shape.
 
-Every error the app answers — a domain error (``eleva.core.errors``), a werkzeug or
-flask-smorest ``HTTPException`` (404 routing, 405, 413, 422 validation, 429 …), a database
-outage or an unexpected exception — leaves through :func:`error_response` as
-``{code, status, message, errors?}``.
+Every error the app answers — a domain error, an ``HTTPException`` (routing, 405, 413,
+422 validation, 429 …), a database outage or an unexpected exception — leaves through
+:func:`error_response` as ``{code, status, message, errors?}``.
 """
 
 from __future__ import annotations

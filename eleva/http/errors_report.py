@@ -1,13 +1,7 @@
 """Errors to Sentry (``SENTRY_DSN``, optional), without personal data.
 
-sentry-sdk's Flask, SQLAlchemy and RQ integrations: an unexpected error of a request or
-of a job (logged at ERROR by eleva.http.errors and eleva.data.jobs, which sentry-sdk's
-logging integration turns into an event) arrives with the request id as a tag. What
-could carry a person's data or a secret never leaves: ``data_collection`` (sentry-sdk's
-successor of ``send_default_pii``, which it deprecates) collects no user, cookie, body,
-query string, SQL or job data, no local variables and only harmless headers; then
-:func:`scrub` removes whatever an integration still adds (the path's own values, job
-arguments, the database's detail lines).
+An unexpected error of a request or of a job arrives with the request id as a tag; what
+could carry a person's data or a secret never leaves.
 """
 
 from __future__ import annotations
@@ -32,6 +26,8 @@ def init_app(app: Flask) -> None:
     from sentry_sdk.integrations.rq import RqIntegration
     from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
 
+    # An error logged at ERROR (eleva.http.errors, eleva.data.jobs) becomes an event through
+    # sentry-sdk's logging integration.
     sentry_sdk.init(
         dsn=dsn,
         environment=app.config["ELEVA_ENV"],
@@ -41,6 +37,10 @@ def init_app(app: Flask) -> None:
             SqlalchemyIntegration(),
             RqIntegration(),
         ],
+        # sentry-sdk's successor of send_default_pii (which it deprecates): no user, cookie,
+        # body, query string, SQL or job data, no local variables, only harmless headers.
+        # scrub() then removes whatever an integration still adds (the path's own values,
+        # job arguments, the database's detail lines).
         data_collection={
             "user_info": False,
             "cookies": {"mode": "off"},

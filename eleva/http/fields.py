@@ -34,16 +34,10 @@ _VISIBLE_RE = re.compile(VISIBLE_PATTERN, re.DOTALL)
 
 
 class Text(ma.fields.String):
-    """A string that every layer below can store and encode.
-
-    NUL is refused by PostgreSQL and lone surrogates cannot be encoded as UTF-8: both
-    would surface as a 500 far from the input that caused it, so they stop here, with
-    STX and ETX (``REFUSED_CHARACTERS``: highlight marks).
-    ``strip`` trims surrounding whitespace (``WHITESPACE``). Length rules count the string
-    as sent, as the spec's ``minLength``/``maxLength`` do; the other rules (patterns,
-    email, choices) see it trimmed, as it is stored. Trimmed to nothing, a string that
-    must have a length is refused.
-    """
+    """A string that every layer below can store and encode, trimmed (``strip``) of
+    surrounding ``WHITESPACE``. Length rules count the string as sent, as the spec's
+    ``minLength``/``maxLength`` do; the other rules (patterns, email, choices) see it
+    trimmed, as it is stored."""
 
     default_error_messages = {  # noqa: RUF012 (marshmallow's own declaration)
         "invalid_chars": "Contains characters that are not allowed.",
@@ -62,6 +56,9 @@ class Text(ma.fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
+        # NUL is refused by PostgreSQL and lone surrogates cannot be encoded as UTF-8: both
+        # would surface as a 500 far from the input that caused it, so they stop here, with
+        # STX and ETX (highlight marks).
         if any(char in text for char in REFUSED_CHARACTERS):
             raise self.make_error("invalid_chars")
         try:
@@ -85,6 +82,7 @@ class Text(ma.fields.String):
                 errors.extend(
                     error.messages if isinstance(error.messages, list) else [error.messages]
                 )
+        # Trimmed to nothing, a string that must have a length is refused.
         if not trimmed and self.must_not_be_blank:
             errors.append(self.error_messages["blank"])
         if errors:

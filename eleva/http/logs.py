@@ -1,10 +1,6 @@
-"""Log records as text lines or JSON objects (``LOG_FORMAT``), with the request id.
-
-``json`` (production's default) writes one JSON object per line: ``ts``, ``level``,
-``logger``, ``message``, ``request_id``, then the record's own ``fields`` (a request's
-``method``, ``route``, ``status``, ``duration_ms``, ``user_id``; a job's ``job``,
-``job_id``, ``outcome``, ``duration_ms``, ``attempt``) and ``exc`` for a traceback.
-Nothing here adds a value the caller did not choose: no email, password or token.
+"""Log records as text lines or JSON objects (``LOG_FORMAT``, JSON production's default),
+with the request id. Nothing here adds a value the caller did not choose: no email,
+password or token.
 """
 
 from __future__ import annotations
@@ -95,6 +91,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": request_id if request_id not in (None, "-") else None,
         }
+        # The record's own fields: a request's method, route, status, duration_ms, user_id;
+        # a job's job, job_id, outcome, duration_ms, attempt.
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)

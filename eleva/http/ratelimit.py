@@ -1,12 +1,8 @@
 """Rate-limit keys and limits (Flask-Limiter), as the contract lists them.
 
 Limits are read from the config at request time, so each app instance honours its own.
-Keys are namespaced so that, say, a login name can never collide with an address.
-
-Every route that checks a password counts against its account's one counter (scope
-``account``): a login by email, by username (any spelling), and a password given to
-``PUT /users/me/password`` or ``DELETE /users/me``. With the counters out of reach (Redis
-down or hung), a limited route answers 503 (eleva.http.errors): it fails closed.
+Keys are namespaced so that, say, a login name can never collide with an address. With
+the counters out of reach (Redis down or hung), a limited route answers 503: it fails closed.
 """
 
 from __future__ import annotations
@@ -24,6 +20,9 @@ from eleva.http import auth
 from eleva.http.errors import error_response
 from eleva.services import auth as auth_service
 
+# The one counter of an account, which every route that checks its password counts
+# against: a login by email, by username (any spelling), and a password given to
+# PUT /users/me/password or DELETE /users/me.
 ACCOUNT_SCOPE = "account"
 PASSWORD_CHECK_SCOPE = "password-check"  # noqa: S105 (a counter name)
 # One budget per user for the routes that start a document upload (multipart, direct).

@@ -1,12 +1,5 @@
 """gunicorn's logger for Eléva (``logger_class`` in gunicorn.conf.py): its access log
 never holds a token, and follows ``LOG_FORMAT``.
-
-Local storage's signed download and upload URLs carry their token in the path
-(``/api/v1/documents/files/<token>``): for those the access log writes the URL rule the
-app matched (eleva.http.metrics leaves it in the environ), for a path no rule matched
-the path without its long segments, and never the query string. With
-``LOG_FORMAT=json`` every line gunicorn writes is a JSON object, the access line with
-the contract's keys (``route``: the URL rule, always).
 """
 
 from __future__ import annotations
@@ -56,6 +49,10 @@ class Logger(glogging.Logger):
         super().exception(msg, *_redacted(args), **kwargs)
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict:
+        # Local storage's signed URLs carry their token in the path
+        # (/api/v1/documents/files/<token>): for those the line has the URL rule the app
+        # matched (eleva.http.metrics leaves it in the environ), for a path no rule matched
+        # the path without its long segments, and never the query string.
         atoms = super().atoms(resp, req, environ, request_time)
         path = request_path(environ)
         atoms["U"] = path
@@ -66,6 +63,8 @@ class Logger(glogging.Logger):
         return atoms
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        # With LOG_FORMAT=json every line gunicorn writes is a JSON object, the access line
+        # with the contract's keys (route: the URL rule, always).
         if not self.json:
             super().access(resp, req, environ, request_time)
             return

@@ -1,12 +1,7 @@
-"""The only place Eléva overrides private names of flask-smorest.
-
-flask-smorest has no public switch for these; each override is small, and
-tests/test_http_compat.py fails if the names or signatures they replace change upstream
-(flask-smorest is pinned in requirements.txt).
-
-- ``If-Match`` optional (the contract): when sent it must match (412); when absent the
-  write goes ahead. flask-smorest would answer 428, and documents the header required.
-- The X-Pagination header built without a schema per request, and documented as JSON.
+"""The only place Eléva overrides private names of flask-smorest (it has no public switch
+for these): an optional ``If-Match``, and the X-Pagination header. Each override is
+small, and tests/test_http_compat.py fails if the names or signatures they replace change
+upstream (flask-smorest is pinned in requirements.txt).
 """
 
 from __future__ import annotations
@@ -30,6 +25,8 @@ OVERRIDDEN = {
 
 
 class Blueprint(flask_smorest.Blueprint):
+    # If-Match is optional (the contract): when sent it must match (412); when absent the
+    # write goes ahead. flask-smorest would answer 428, and document the header required.
     def _check_precondition(self) -> None:
         """No 428: a write without If-Match is accepted."""
 
@@ -54,7 +51,7 @@ class Blueprint(flask_smorest.Blueprint):
 
     @staticmethod
     def _make_pagination_metadata(page: int, page_size: int, item_count: int) -> dict:
-        # smorest builds the same dict, then dumps it through a new schema (~40 µs).
+        # smorest builds the same dict, then dumps it through a new schema on every request.
         metadata = {"total": item_count, "total_pages": -(-item_count // page_size)}
         if item_count and page <= metadata["total_pages"]:
             metadata.update(first_page=1, last_page=metadata["total_pages"], page=page)
