@@ -1,9 +1,6 @@
 """Account recovery: forgotten passwords, email verification and the "this wasn't me"
 link of an email change, what the links sent by email (``eleva.services.emails``) do
-when they come back.
-
-Link tokens are single use even under concurrency: one conditional DELETE … RETURNING
-consumes a token, so of two requests presenting it at once exactly one gets the row.
+when they come back. Link tokens are single use, even under concurrency (``_consume``).
 """
 
 from __future__ import annotations
@@ -19,9 +16,7 @@ from eleva.data.db import commit, db
 from eleva.data.models import AccountToken, User, utcnow
 from eleva.services import auth, emails
 
-FORGOT_MESSAGE = (
-    "If an account has this email address, a link to reset its password is on its way."
-)
+FORGOT_MESSAGE = "If an account has this email address, a link to reset its password is on its way."
 BAD_RESET_TOKEN = "This reset link is invalid, expired or already used. Ask for a new one."  # noqa: S105
 BAD_VERIFY_TOKEN = (
     "This verification link is invalid, expired, already used, or for an address that is "  # noqa: S105
@@ -49,6 +44,8 @@ def _token_row(digest: str, purpose: str) -> tuple[int, str] | None:
 
 def _consume(digest: str, purpose: str) -> tuple[int, str] | None:
     """Delete the live token with ``digest``: its (user id, email) for exactly one caller."""
+    # One conditional DELETE … RETURNING: of two requests presenting the token at once,
+    # exactly one gets the row.
     row = db.session.execute(
         delete(AccountToken)
         .where(
@@ -106,7 +103,7 @@ def void_reset_tokens(user_id: int, *purposes: str) -> None:
 
 
 def revert_email(*, token: str) -> None:
-    """"This wasn't me": give the account back the address an email change took from it
+    """ "This wasn't me": give the account back the address an email change took from it
     (verified: the link reached it), end every session, kill every reset and revert link.
     """
     consumed = _consume(secret_digest(token), emails.REVERT)

@@ -1,18 +1,8 @@
 """The archive of everything a user keeps in Eléva: one ZIP, written piece by piece.
 
-What it holds (``docs/export.schema.json`` describes ``eleva-export.json``):
-
-- ``eleva-export.json`` (``format_version`` 1): the account, its login sessions (never a
-  token or a hash), and every subject with its parts — notes (whole bodies), documents
-  (metadata and their ``path`` in the archive) — each part a :class:`SubjectPart` of
-  :data:`SUBJECT_PARTS`: cards and their reviews join as one more.
-- ``notes/<subject>/<id>-<title>.md``: each note, Markdown with a front matter;
-- ``documents/<subject>/<id>-<filename>``: each document's bytes as uploaded;
-- ``profile-picture.jpg``, if any.
-
-Nothing is held whole in memory: rows are read in batches, files are copied from storage
-a chunk at a time into the ZIP (a file on disk), and the JSON is written as it goes to a
-temporary file of its own, copied into the ZIP at the end.
+``eleva-export.json`` (``docs/export.schema.json`` describes it), each note as Markdown,
+each document's bytes as uploaded, and the profile picture. Nothing is held whole in
+memory.
 """
 
 from __future__ import annotations
@@ -32,6 +22,10 @@ from eleva.data.db import db
 from eleva.data.models import Card, Document, LoginSession, Note, Review, Subject, User, utcnow
 from eleva.data.storage import COPY_CHUNK, storage
 
+# The ZIP holds eleva-export.json (the account, its login sessions — never a token or a
+# hash — and every subject with its parts: SUBJECT_PARTS); notes/<subject>/<id>-<title>.md,
+# each note as Markdown with a front matter; documents/<subject>/<id>-<filename>, each
+# document's bytes as uploaded; and profile-picture.jpg, if any.
 FORMAT_VERSION = 1
 JSON_NAME = "eleva-export.json"
 PICTURE_NAME = "profile-picture.jpg"
@@ -376,6 +370,9 @@ def write_archive(out: IO[bytes], scratch: IO[bytes], user_id: int) -> None:
     user = db.session.get(User, user_id)
     if user is None:
         raise LookupError(f"user {user_id} is gone")
+    # Rows are read in batches, files copied from storage a chunk at a time into the ZIP
+    # (a file on disk), and the JSON written as it goes to ``scratch``, copied into the
+    # ZIP at the end.
     json_out = JsonWriter(scratch)
     with zipfile.ZipFile(out, "w", allowZip64=True) as zip_file:
         archive = Archive(zip_file)

@@ -247,14 +247,8 @@ def _issue(
 
 
 def rotate(user_id: int, session_id: uuid.UUID, jti: str) -> TokenPair:
-    """Consume refresh token ``jti`` of the session and hand out a new pair.
-
-    The swap of ``refresh_jti`` is one conditional UPDATE, so of two concurrent uses of
-    one token exactly one wins. The token it replaced (``previous_jti``) still gets a
-    pair within REFRESH_REUSE_GRACE_SECONDS of the swap, one carrying the session's
-    current refresh token: two tabs refreshing at once both stay signed in. Any other
-    use of a consumed token ends the session.
-    """
+    """Consume refresh token ``jti`` of the session and hand out a new pair. Any use of a
+    consumed token ends the session, but for the grace of two tabs refreshing at once."""
     now = utcnow()
     new_jti = str(uuid.uuid4())
     live = (
@@ -263,6 +257,8 @@ def rotate(user_id: int, session_id: uuid.UUID, jti: str) -> TokenPair:
         LoginSession.revoked_at.is_(None),
         LoginSession.expires_at > now,
     )
+    # The swap of refresh_jti is one conditional UPDATE: of two concurrent uses of one
+    # token exactly one wins.
     row = db.session.execute(
         update(LoginSession)
         .where(*live, LoginSession.refresh_jti == jti)
@@ -270,6 +266,9 @@ def rotate(user_id: int, session_id: uuid.UUID, jti: str) -> TokenPair:
         .returning(LoginSession.refresh_jti, LoginSession.expires_at)
         .execution_options(synchronize_session=False)
     ).first()
+    # The token it replaced (previous_jti) still gets a pair within the grace seconds of
+    # the swap, one carrying the session's current refresh token: two tabs refreshing at
+    # once both stay signed in.
     grace = current_app.config["REFRESH_REUSE_GRACE_SECONDS"]
     if row is None and grace:
         row = db.session.execute(

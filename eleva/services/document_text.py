@@ -1,20 +1,8 @@
 """A document's text for search: extracted by a background job once the file is stored.
 
-``text_status`` goes ``pending`` → ``ready`` (the text saved in the same UPDATE that
-says so, so search finds it as soon as that commits) or ``failed`` (a malformed,
-encrypted or hostile file, or one that took longer than TEXT_EXTRACTION_SECONDS).
-Extraction runs in the worker; a file that kills its work horse (a parser stuck in C
-code, memory) is marked ``failed`` by the job's next attempt instead of being retried
-until the retries run out. A storage error is retried as any job's failure is.
-
-A user has at most TEXT_EXTRACTION_QUEUED documents in the extraction queue at a time
-(``text_queued_at`` set): one user's many uploads cannot fill the queue that everyone's
-documents share. Others stay ``pending`` and wait their turn, oldest first: each
-extraction that ends queues its owner's next one (``queue_waiting``). ``flask jobs
-extract-text`` queues what waits, and again what was queued long ago and never ran.
-
-Without Redis (development) jobs run in the web process, so there the extraction runs
-at the end of the upload's request.
+``text_status`` goes ``pending`` → ``ready`` or ``failed`` (a malformed, encrypted or
+hostile file, or one that took longer than TEXT_EXTRACTION_SECONDS). A user has at most
+TEXT_EXTRACTION_QUEUED documents in the extraction queue at a time; the others wait.
 """
 
 from __future__ import annotations
@@ -55,11 +43,11 @@ def _pending(owner_id: int) -> ColumnElement[bool]:
 def queue_waiting(owner_id: int) -> bool:
     """Queue the owner's waiting texts, oldest first, while fewer than
     TEXT_EXTRACTION_QUEUED of theirs are queued; True when one ran at once instead (no
-    Redis: development). Call it with no transaction of the caller's open.
-
-    A queue that is down does not fail the upload (it is stored and committed): the text
-    waits, and ``flask jobs extract-text`` queues it.
-    """
+    Redis: development). Call it with no transaction of the caller's open."""
+    # The bound (text_queued_at set) keeps one user's many uploads from filling the queue
+    # that everyone's documents share. The others stay pending and wait their turn: each
+    # extraction that ends calls this for its owner's next one, and `flask jobs
+    # extract-text` queues what waits, and again what was queued long ago and never ran.
     # The owner's row, locked until the commit: two calls for one owner take turns.
     db.session.execute(select(User.id).where(User.id == owner_id).with_for_update())
     mine = _pending(owner_id)
@@ -87,12 +75,16 @@ def queue_waiting(owner_id: int) -> bool:
     ran = False
     for index, document_id in enumerate(ids):
         try:
+            # Without Redis (development) the job runs here, at the end of the upload's
+            # request.
             ran |= jobs.enqueue(
                 extract_document_text,
                 job_timeout=seconds + HARD_LIMIT_MARGIN,
                 document_id=document_id,
             )
         except ServiceUnavailable:
+            # A queue that is down does not fail the upload (it is stored and committed):
+            # the text waits, and `flask jobs extract-text` queues it.
             log.warning(
                 "text extraction of %d document(s) not queued: the queue is down", len(ids) - index
             )
@@ -161,6 +153,8 @@ def extract_document_text(document_id: int) -> None:
     if row is None:  # deleted, or already done by an earlier attempt
         return
     key, content_type, owner_id = row
+    # A file that killed its work horse (a parser stuck in C code, memory) is failed by
+    # the next attempt instead of being retried until the retries run out.
     if jobs.earlier_attempt_died():
         log.warning("text extraction of document %s killed its worker process: failed", document_id)
         _finish(document_id, key, None)
@@ -171,7 +165,7 @@ def extract_document_text(document_id: int) -> None:
     try:
         with storage.open(key) as fileobj, _bounded_memory():
             text = extraction.extract(fileobj, content_type, seconds=seconds)
-    except StorageError:
+    except StorageError:  # retried as any job's failure is
         jobs.attempt_ended()  # it did not die: a retry may read the file
         raise
     except extraction.ExtractionFailed as exc:
@@ -193,6 +187,7 @@ def _bounded_memory() -> AbstractContextManager[None]:
 
 def _finish(document_id: int, key: str, text: str | None) -> None:
     """Save the outcome, unless the document was deleted or its file replaced since."""
+    # The text and its status in one UPDATE: search finds it as soon as this commits.
     db.session.execute(
         update(Document)
         .where(

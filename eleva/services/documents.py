@@ -1,22 +1,8 @@
 """A user's documents: files kept per subject, in the storage backend.
 
 Every function is confined to one owner (another user's document or subject is not
-found). Storage and database stay consistent whatever fails:
-
-- **Upload through the API**: the type is judged from the content → the object is
-  stored → the quota is reserved and the row inserted in one transaction. A failed
-  store leaves nothing (503); a refused quota or a failed commit deletes the object.
-- **Direct upload**: the quota is reserved and the row inserted (``uploading``) before
-  the client sends the bytes to storage; ``complete`` checks the object's size and type
-  and either makes the row ``ready`` or deletes object and row (and frees the quota).
-- **Deletes** remove the row (and free its bytes) first, then the object, best effort:
-  an object left behind is found by ``flask storage sweep`` (:func:`sweep_plan`).
-
-The quota: ``users.storage_used`` counts every document's bytes, uploads in progress
-included; it is raised by one conditional UPDATE (``... WHERE storage_used + n <=
-quota``) in the transaction that inserts the row, so two uploads at once that each fit
-but together do not cannot both pass: the second waits for the first's row lock, then
-sees its bytes.
+found). Storage and database stay consistent whatever fails; ``users.storage_used``
+counts every document's bytes, uploads in progress included.
 """
 
 from __future__ import annotations
@@ -115,6 +101,9 @@ def document_ready(document: Document) -> None:
 
 
 # -- uploads through the API --------------------------------------------------------------
+# The type is judged from the content → the object is stored → the quota is reserved and
+# the row inserted in one transaction. A failed store leaves nothing (503); a refused
+# quota or a failed commit deletes the object.
 
 
 def upload_document(
@@ -214,6 +203,9 @@ def _owned_subject_usage(owner_id: int, subject_id: int) -> int:
 
 def _reserve(owner_id: int, size: int) -> None:
     """Count ``size`` more bytes, unless that passes the quota."""
+    # One conditional UPDATE, in the transaction that inserts the row: two uploads at once
+    # that each fit but together do not cannot both pass (the second waits for the first's
+    # row lock, then sees its bytes).
     reserved = db.session.execute(
         update(User)
         .where(User.id == owner_id, User.storage_used + size <= quota_bytes())
@@ -244,6 +236,9 @@ def _commit_new() -> None:
 
 
 # -- direct uploads -----------------------------------------------------------------------
+# The quota is reserved and the row inserted (uploading) before the client sends the bytes
+# to storage; complete_upload checks the object's size and type and either makes the row
+# ready or deletes object and row (and frees the quota).
 
 
 @dataclass(frozen=True)
@@ -351,13 +346,10 @@ def _give_back_claim(document_id: int) -> None:
 
 
 def complete_upload(owner_id: int, document_id: int) -> Document:
-    """Check a direct upload's stored object and make the document ``ready``.
-
-    Already ready: answered as is (a retried request). Nothing stored yet: 409, and the
-    upload may still be sent. An object of another size than declared (413 or 422) or
-    of a refused type (415) is deleted, and so is the document (its quota freed): the
-    client starts again with a new upload.
-    """
+    """Check a direct upload's stored object and make the document ``ready``; already
+    ready, it is answered as is (a retried request). Nothing stored yet: 409. A refused
+    object (its size, its type) is deleted, and so is the document (its quota freed): the
+    client starts again with a new upload."""
     # Locked while the object is checked: two completes at once, or a complete and a
     # delete, cannot both act on it. (Only this document's row: the check reads at most
     # the object's size in ranged GETs, never the user's row.)
@@ -446,6 +438,8 @@ def update_document(owner_id: int, document: Document, changes: dict[str, Any]) 
 
 
 def delete_document(document: Document) -> None:
+    # The row (and its bytes) first, then the object, best effort: an object left behind
+    # is found by `flask storage sweep` (sweep_plan).
     key = document.storage_key
     _release(document.owner_id, document.size)
     db.session.delete(document)

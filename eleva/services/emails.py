@@ -1,12 +1,8 @@
 """The account emails, as background jobs (``eleva.data.jobs``) on the email queue.
 
-A request enqueues one of these with ids and addresses, never a secret: a job that
-sends a link makes the link's token itself (``new_link_token``), so that no token is
-ever in Redis, in a job's description, or in a log line. Each job re-reads what it
-needs and does nothing when it no longer applies (account gone or deactivated, address
-changed since, already verified). An email that reports a change (password changed,
-email changed) is written into the change's transaction (``later``): it exists if and
-only if the change does.
+A request enqueues one of these with ids and addresses, never a secret. Each job re-reads
+what it needs and does nothing when it no longer applies (account gone or deactivated,
+address changed since, already verified).
 """
 
 from __future__ import annotations
@@ -38,7 +34,9 @@ def queue(func: Callable[..., Any], /, **kwargs: Any) -> None:
 
 
 def later(func: Callable[..., Any], /, **kwargs: Any) -> None:
-    """Send an email once the current transaction commits (``jobs.dispatch()``)."""
+    """Send an email once the current transaction commits (``jobs.dispatch()``): an email
+    that reports a change (password changed, email changed) exists if and only if the
+    change does."""
     jobs.outbox(func, queue_name=jobs.EMAIL_QUEUE, **kwargs)
 
 
@@ -82,6 +80,8 @@ def _link(page: str, token: str | None = None) -> str:
 
 def new_link_token(user_id: int, purpose: str, email: str) -> str:
     """A new single-use secret for ``email``; only its digest is stored. Commits."""
+    # Made by the job that sends the link, never handed to it: no token is ever in Redis,
+    # in a job's description, or in a log line.
     secret = new_secret()
     now = utcnow()
     db.session.add(
@@ -136,12 +136,10 @@ def send_email_verification(user_id: int, email: str) -> None:
 
 def reserve_revert(user_id: int, old_email: str) -> int:
     """In an email change's transaction: the revert token of ``old_email`` (its id), with
-    a secret nobody has; the notice job gives it one (:func:`notify_email_changed`).
-
-    From the commit of the change the old address is kept for the account while the
-    token lives (:func:`kept_for_another`): the change and the keeping are one commit,
-    so no one can take the address in between and make the revert impossible.
-    """
+    a secret nobody has; the notice job gives it one (:func:`notify_email_changed`)."""
+    # From the commit of the change the old address is kept for the account while the
+    # token lives (kept_for_another): the change and the keeping are one commit, so no one
+    # can take the address in between and make the revert impossible.
     now = utcnow()
     token = AccountToken(
         user_id=user_id,

@@ -1,22 +1,8 @@
 """Erasure: a user makes the service forget them (GDPR article 17), after a grace period.
 
-``request_erasure`` (DELETE /users/me with ``erase``) deactivates the account at once,
-ends its sessions and records the erasure for ERASURE_GRACE_DAYS later; an email gives
-the date and a link that cancels it (``cancel``) until the erasure begins.
-
-``erase_account`` erases one account, the same way for ``flask users erase-due`` (its
-time has come), the hourly job, and an operator's ``flask users purge``:
-
-1. the erasure is marked begun (no cancelling from then on), the account deactivated,
-   its sessions ended and its pending exports failed (their jobs then delete what they
-   store) — committed;
-2. a last email (once);
-3. every stored object under the user's prefixes (picture, documents, exports), and
-   any upload of theirs never completed;
-4. the user's row: every row that refers to it goes with it (ON DELETE CASCADE).
-
-Each step can run again: killed or faulted midway (storage down), the next run finishes
-the job, and the row goes last, so nothing is left half erased and no object orphaned.
+``request_erasure`` deactivates the account at once and schedules its erasure, which an
+emailed link cancels until it begins; ``erase_account`` then erases it in steps that can
+each run again, the user's row last, so nothing is left half erased and no object orphaned.
 """
 
 from __future__ import annotations
@@ -61,7 +47,9 @@ def stored_prefixes(user_id: int) -> list[str]:
 
 
 def request_erasure(user_id: int, *, password: str) -> datetime:
-    """Deactivate the account, end its sessions and schedule its erasure; the date."""
+    """Deactivate the account, end its sessions and schedule its erasure
+    (ERASURE_GRACE_DAYS later); the date. An email gives it, with a link that cancels the
+    erasure until it begins."""
     user = get_user(user_id, for_update=True)
     if not verify_password(password, user.password_hash):
         raise ValidationFailed.field("password", "The password is wrong.")
@@ -165,10 +153,10 @@ class Erased:
 
 
 def erase_account(user_id: int, *, notify: bool = True, due_only: bool = False) -> Erased | None:
-    """Erase the account for good (the module's steps); None when there is nothing to
-    erase: gone already, or (``due_only``) its erasure cancelled or not due since it was
-    listed. StorageError or ServiceUnavailable (the queue, for the last email) leave it
-    marked begun, for the next run to finish."""
+    """Erase the account for good (``flask users erase-due``, the hourly job, an operator's
+    ``flask users purge``); None when there is nothing to erase: gone already, or
+    (``due_only``) its erasure cancelled or not due since it was listed. StorageError or
+    ServiceUnavailable (the queue, for the last email) leave it begun, for the next run."""
     user = db.session.get(User, user_id, with_for_update=True)
     if user is None:
         db.session.rollback()
@@ -182,6 +170,10 @@ def erase_account(user_id: int, *, notify: bool = True, due_only: bool = False) 
     if erasure is None:  # an operator's purge: never scheduled
         erasure = Erasure(user_id=user_id, requested_at=now, erase_at=now)
         db.session.add(erasure)
+    # Each step below can run again: killed or faulted midway (storage down), the next run
+    # finishes the job. First, committed: the erasure begun (no cancelling from then on),
+    # the account deactivated, its sessions ended, its pending exports failed (their jobs
+    # then delete what they store).
     erasure.started_at = erasure.started_at or now
     user.is_active = False
     auth.end_sessions(user_id, reason="erasure")
@@ -193,11 +185,13 @@ def erase_account(user_id: int, *, notify: bool = True, due_only: bool = False) 
     )
     db.session.commit()
 
+    # A last email, once.
     if notify and erasure.notified_at is None:
         jobs.enqueue(emails.send_account_erased, email=email, username=username)
         erasure.notified_at = utcnow()
         db.session.commit()
 
+    # Every stored object under the user's prefixes, and any upload never completed.
     removed = 0
     for prefix in stored_prefixes(user_id):
         removed += storage.delete_prefix(prefix)
@@ -205,6 +199,7 @@ def erase_account(user_id: int, *, notify: bool = True, due_only: bool = False) 
             storage.abort_partial(upload)
             removed += 1
 
+    # The row last: every row that refers to it goes with it (ON DELETE CASCADE).
     db.session.execute(delete(User).where(User.id == user_id))
     db.session.commit()
     log.info("user %s erased: %s stored object(s) deleted", user_id, removed)

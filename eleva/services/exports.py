@@ -1,17 +1,8 @@
 """Exports: a user takes everything away (GDPR articles 15 and 20).
 
-``request_export`` records an export (``pending``) and queues :func:`build_export`, which
-writes the archive (``eleva.services.archive``) to a temporary file, stores it privately
-under ``exports/{user_id}/{uuid}.zip`` and makes the export ``ready``, then emails a link
-to the SPA. One export per EXPORT_INTERVAL_HOURS, counted in the database from the last
-request that did not fail; an archive is deleted EXPORT_KEEP_DAYS after it is ready, by
-``flask storage sweep`` (:func:`sweep_plan`).
-
-A failed attempt leaves nothing: its temporary files are unnamed (the system reclaims
-them even when the process is killed), an object it stored is deleted, and what an
-attempt killed midway left (its key is on the row while it runs) is deleted by the next
-attempt or by the sweep. After the last attempt the export is ``failed`` and an email
-says so.
+One export per EXPORT_INTERVAL_HOURS: a job writes the archive (``eleva.services.archive``)
+and stores it privately, kept EXPORT_KEEP_DAYS once ready. A failed attempt leaves
+nothing behind; after the last one the export is ``failed`` and an email says so.
 """
 
 from __future__ import annotations
@@ -141,7 +132,8 @@ def download(user_id: int) -> Download:
 
 
 def build_export(export_id: int) -> None:
-    """The job: build, store and record the archive of a pending export."""
+    """The job: build, store and record the archive of a pending export, then email a
+    link to the SPA."""
     attempt = _start_attempt(export_id)
     if attempt is None:  # done, failed or gone since it was queued
         return
@@ -151,6 +143,8 @@ def build_export(export_id: int) -> None:
             storage.discard_upload(previous)
         size = _write_and_store(user_id, key)
     except Exception:
+        # What this attempt stored is deleted; what a killed attempt left is named on the
+        # row while it runs, for the next attempt or the sweep to delete.
         db.session.rollback()
         _discard_quietly(key)
         if jobs.attempts_left() == 0:
@@ -253,6 +247,8 @@ def _discard_quietly(key: str) -> None:
 
 
 # -- the sweep --------------------------------------------------------------------------
+# `flask storage sweep` deletes an archive EXPORT_KEEP_DAYS after it is ready, fails the
+# exports whose attempts all stalled, and deletes what failed attempts left.
 
 
 def stalled_after() -> timedelta:

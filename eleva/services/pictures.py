@@ -1,9 +1,6 @@
 """Profile pictures: process, store, point the user at the new object, drop the old.
 
-The order keeps storage and database consistent whatever fails:
-process → store the new object → commit the row → delete the old object.
-A store failure changes nothing (503); a failed commit deletes the new object; a failed
-delete of the old object is logged and does not fail the request.
+That order keeps storage and database consistent whatever fails.
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ def set_picture(user_id: int, data: bytes) -> User:
         raise UnsupportedMediaType(f"{exc} Send a JPEG, PNG, WebP or GIF image.") from None
 
     key = picture_key(user_id)
-    try:
+    try:  # a store that fails changes nothing (503)
         storage.save(key, jpeg, CONTENT_TYPE)
     except StorageError as exc:
         log.error("picture upload for user %s failed: %s", user_id, exc)
@@ -54,7 +51,7 @@ def set_picture(user_id: int, data: bytes) -> User:
         db.session.rollback()
         discard(key)  # the row never pointed at it: no orphan
         raise
-    if old_key:
+    if old_key:  # best effort: a failure is logged and does not fail the request
         discard(old_key)
     return user
 

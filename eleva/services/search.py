@@ -1,16 +1,8 @@
 """Search across the caller's subjects, notes, documents and cards.
 
-PostgreSQL: full-text search through GIN indexes that start with the owner (``owner_id``,
-then the row's weighted ``search_vector``: btree_gin), so a search reads only the
-caller's index entries; ``eleva_search`` is a language-neutral configuration that drops
-accents (``unaccent``), built by the migrations. The vector is a generated column, so
-every write is searchable as soon as it commits. Ranked with ``ts_rank``.
-SQLite (development): every word must appear (accents and case folded), ranked by
-matches in the title.
-
-The matches page through the list helper; then the page's rows are read again for their
-snippets: plain text cut around the first match of the row's first HEADLINE_CHARS (a
-Markdown text made plain), built in Python the same way on both databases.
+PostgreSQL: full-text search, ranked with ``ts_rank``. SQLite (development): every word
+must appear (accents and case folded), ranked by matches in the title. Snippets are
+built in Python, the same way on both databases.
 """
 
 # SQL below is assembled from the SOURCES constants (table and column SQL written here);
@@ -141,6 +133,11 @@ QUERY = f"to_tsquery('{CONFIG}'::regconfig, :tsq)"
 
 
 def _postgres_matches(sources: list[Source], in_subject: bool) -> str:
+    # Through GIN indexes that start with the owner (owner_id, then the row's weighted
+    # search_vector: btree_gin), so a search reads only the caller's index entries;
+    # eleva_search is a language-neutral configuration that drops accents (unaccent),
+    # built by the migrations. The vector is a generated column, so every write is
+    # searchable as soon as it commits.
     # Ranked on the stored vectors (normalised by length: a long document does not win
     # by size alone).
     return " UNION ALL ".join(
@@ -157,6 +154,8 @@ def _snippets(
     rows: Sequence[Any], words: list[str], *, anywhere: bool
 ) -> list[text_search.Snippet]:
     """Each row's snippet: its title and the start of its text, as plain text."""
+    # The page's rows are read again: plain text cut around the first match of the row's
+    # first HEADLINE_CHARS (a Markdown text made plain).
     bodies = _per_row(rows, f"substr({{body}}, 1, {HEADLINE_CHARS})")
     snippets = []
     for i, row in enumerate(rows):

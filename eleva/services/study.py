@@ -1,10 +1,8 @@
 """Studying: reviews of a user's cards scheduled by FSRS (eleva.core.study), undo, the
 review queue, and study statistics. Confined to one owner, as every service is.
 
-Time zones: a study day is computed in Python (zoneinfo) for the boundaries the queries
-take, and in SQL for grouping rows by day: PostgreSQL's AT TIME ZONE, SQLite's
-``study_day()`` (registered by eleva.data.db), both the wall clock minus
-``day_starts_at_hour`` hours, so both give the same days.
+A study day is the wall clock minus ``day_starts_at_hour`` hours, in Python and in SQL
+alike, so both give the same days.
 """
 
 # SQL below is assembled from constants written here; every value is a bind parameter.
@@ -79,17 +77,15 @@ def review_card(
 ) -> dict[str, Any]:
     """Record a review of the owner's card and reschedule it; what ``render`` makes of
     the outcome is the answer, kept with ``idempotency_key`` (when given) so that a
-    retry of the same request gets it again and records nothing more.
-
-    One transaction: the card locked (two reviews of it never lose an update), the
-    review inserted, the card updated, the key's row inserted.
-    """
+    retry of the same request gets it again and records nothing more."""
     fingerprint = _fingerprint(card_id, rating, reviewed_at, duration_ms)
     now = utcnow()
     if idempotency_key is not None:
         answered = _answered(owner_id, idempotency_key, fingerprint, now)
         if answered is not None:
             return answered
+    # One transaction: the card locked (two reviews of it never lose an update), the
+    # review inserted, the card updated, the key's row inserted.
     row = db.session.execute(
         select(Card, Subject.exam_date)
         .join(Subject, and_(Subject.owner_id == Card.owner_id, Subject.id == Card.subject_id))
@@ -389,6 +385,9 @@ def stats(
     }
 
 
+# A study day is computed in Python (zoneinfo) for the boundaries the queries take, and
+# in SQL for grouping rows by day: PostgreSQL's AT TIME ZONE, SQLite's study_day()
+# (registered by eleva.data.db).
 def _day_sql(column: str, postgres: bool) -> str:
     """SQL of the study day of a timestamp column, in the zone :tz starting at :hour."""
     if postgres:
@@ -420,14 +419,11 @@ _DAY_TOTALS = """
 
 
 def _per_day(params: dict[str, Any], in_subject: str, postgres: bool) -> dict[date, Any]:
-    """The totals of each study day of the window that has reviews.
-
-    PostgreSQL: one range of the (owner_id, reviewed_at) index per day, between the
-    day's bounds (AT TIME ZONE), read by the index alone (it carries what is added up):
-    no per-row time-zone arithmetic, no hashing of 100,000 rows. SQLite: GROUP BY the
-    study_day() of each review.
-    """
+    """The totals of each study day of the window that has reviews."""
     if postgres:
+        # One range of the (owner_id, reviewed_at) index per day, between the day's bounds
+        # (AT TIME ZONE), read by the index alone (it carries what is added up): no per-row
+        # time-zone arithmetic, no hashing of every review of the window.
         sql = f"""
             SELECT CAST(:today AS date) - k.n AS day, t.*
               FROM generate_series(0, :days - 1) AS k(n)
@@ -440,7 +436,7 @@ def _per_day(params: dict[str, Any], in_subject: str, postgres: bool) -> dict[da
                    ) t
              WHERE t.reviews > 0
         """  # nosec B608
-    else:
+    else:  # SQLite: GROUP BY the study_day() of each review
         sql = f"""
             SELECT {_day_sql("r.reviewed_at", postgres)} AS day, {_DAY_TOTALS}
               FROM {_reviews_from(in_subject)}
