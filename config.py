@@ -1,9 +1,8 @@
 """Eléva's configuration: the one place that reads the environment.
 
-``ELEVA_ENV`` picks a class (development, testing, production). Each class is built from
-a mapping (``os.environ`` by default) so that tests can build one from a plain dict. The
-variables and their defaults are the API contract's Configuration table; `.env.example`
-lists them all.
+``ELEVA_ENV`` picks a class (development, testing, production), built from a mapping
+(``os.environ`` by default, so that tests can pass a plain dict). The variables and their
+defaults are the API contract's Configuration table; `.env.example` lists them all.
 """
 
 from __future__ import annotations
@@ -409,7 +408,7 @@ class Config:
         return {
             "hide_parameters": True,
             # A connection killed by the server or a failover is noticed before use, by
-            # eleva.database's checkout hook: no ping round trip on every request.
+            # eleva.data.db's checkout hook: no ping round trip on every request.
             "pool_pre_ping": False,
             # Under most PaaS idle-connection reapers (often 10–30 min).
             "pool_recycle": 300,

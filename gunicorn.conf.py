@@ -1,8 +1,7 @@
 """gunicorn settings for a PaaS: $PORT, $WEB_CONCURRENCY, logs on stdout/stderr.
 
 gunicorn reads this file by itself from the working directory (the Procfile's
-``gunicorn wsgi:app``). Only gunicorn's own settings and documented server hooks; the
-figures behind the choices are in bench/README.md ("Serving").
+``gunicorn wsgi:app``). Only gunicorn's own settings and documented server hooks.
 """
 
 import multiprocessing
@@ -14,9 +13,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() *
 # gunicorn's threaded worker: a thread per request being read or served, and idle
 # kept-alive connections wait in the worker's poller, not in a thread; a client that
 # sends nothing is handed back to the poller after a few seconds. A few slow clients
-# cost a thread each, not a process (bench.serving compares sync, gthread and gevent).
-# The figures, and the limit (as many slow clients on one worker as it has threads stall
-# what that worker queued behind them): bench/README.md, "Serving".
+# cost a thread each, not a process. Its limit: as many slow clients on one worker as it
+# has threads stall what that worker queued behind them (docs/architecture.md, Serving).
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Connections a worker holds at most: those being served plus idle kept-alive ones.
@@ -84,7 +82,8 @@ import tempfile  # noqa: E402
 # A reload (SIGHUP) reads this file again in the same master: it keeps its directory.
 if os.environ.get("ELEVA_METRICS_DIR_OWNER") != str(os.getpid()):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
-        prefix="eleva-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108  # nosec B108
+        prefix="eleva-metrics-",
+        dir="/dev/shm" if os.path.isdir("/dev/shm") else None,  # noqa: S108  # nosec B108
     )
     os.environ["ELEVA_METRICS_DIR_OWNER"] = str(os.getpid())
 
