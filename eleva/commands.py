@@ -226,8 +226,8 @@ def _seed_study() -> None:
 
 
 def _seed_load(n_users: int, n_subjects: int) -> None:
-    # One bcrypt hash shared by every load user: 10,000 hashes at cost 12 would take
-    # half an hour and prove nothing.
+    # One bcrypt hash shared by every load user: bcrypt is slow by design, and a hash per
+    # user would prove nothing.
     password_hash = hash_password(LOAD_PASSWORD, rounds=current_app.config["BCRYPT_ROUNDS"])
     now = utcnow()
     added = 0
