@@ -166,6 +166,9 @@ _OUTBOX_KEY = "eleva.outbox"  # the session's outbox rows, until dispatch()
 # failing: the sweep queues both again.
 OUTBOX_LEFT_BEHIND = timedelta(seconds=30)
 OUTBOX_LOST = timedelta(hours=1)
+# A job being run holds its row this long at most (a worker killed meanwhile: its row is
+# free again once the lease is over).
+OUTBOX_LEASE = timedelta(minutes=15)
 # A job still not done this long after its change is given up (logged as an error).
 OUTBOX_GIVE_UP = timedelta(days=7)
 
@@ -248,20 +251,41 @@ def _queue_outboxed(rows: list[tuple[int, str]]) -> int:
 
 
 def perform_outboxed(outbox_id: int) -> None:
-    """The job of an outbox row: run it, then delete the row. Locked meanwhile (where the
-    database can): a second copy of the job, queued by the sweep, finds nothing to do."""
+    """The job of an outbox row: claimed (a lease, committed at once: no transaction
+    stays open while the job runs in its own session), run, then its row deleted. A
+    second copy, queued by the sweep, finds it claimed or gone and does nothing."""
+    now = utcnow()
     row = db.session.execute(
-        select(OutboxJob.name, OutboxJob.arguments)
-        .where(OutboxJob.id == outbox_id)
-        .with_for_update(skip_locked=True)
+        update(OutboxJob)
+        .where(
+            OutboxJob.id == outbox_id,
+            or_(OutboxJob.claimed_at.is_(None), OutboxJob.claimed_at < now - OUTBOX_LEASE),
+        )
+        .values(claimed_at=now)
+        .returning(OutboxJob.name, OutboxJob.arguments)
+        .execution_options(synchronize_session=False)
     ).first()
+    db.session.commit()
     if row is None:  # done already, or being done
-        db.session.rollback()
         return
-    _call(row.name, json.loads(row.arguments))  # in its own app context and session
+    try:
+        _call(row.name, json.loads(row.arguments))  # in its own app context and session
+    except Exception:
+        _outbox_claim(outbox_id, None)  # free for the retry
+        raise
     db.session.execute(
         delete(OutboxJob)
         .where(OutboxJob.id == outbox_id)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def _outbox_claim(outbox_id: int, claimed_at: datetime | None) -> None:
+    db.session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.id == outbox_id)
+        .values(claimed_at=claimed_at)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()

@@ -353,6 +353,7 @@ class OutboxJob(Base):
     # Set right after the commit; when the queue was down then, `flask jobs sweep` queues
     # the job later.
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # being run since
 
     __table_args__ = (Index("ix_job_outbox_queued_created", "queued_at", "created_at"),)
 
