@@ -236,7 +236,9 @@ def test_local_storage_is_accepted_in_production_when_asked_for_explicitly():
 
 def test_malformed_settings_are_all_named_at_once():
     with pytest.raises(ConfigError) as refused:
-        DevelopmentConfig({"BCRYPT_ROUNDS": "twelve", "RATELIMIT_ENABLED": "maybe", "MAX_JSON_KB": "0"})
+        DevelopmentConfig(
+            {"BCRYPT_ROUNDS": "twelve", "RATELIMIT_ENABLED": "maybe", "MAX_JSON_KB": "0"}
+        )
     assert [p.split()[0] for p in refused.value.problems] == [
         "BCRYPT_ROUNDS",
         "MAX_JSON_KB",

@@ -104,19 +104,13 @@ def test_requests_are_counted_and_timed_by_route_never_by_raw_path(client, user)
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert delta(
-        "eleva_http_requests_total", method="GET", route=NOTE_ROUTE, status="404"
-    ) == 3
-    assert delta(
-        "eleva_http_request_duration_seconds_count", method="GET", route=NOTE_ROUTE
-    ) == 3
-    assert delta(
-        "eleva_http_requests_total", method="GET", route="<unmatched>", status="404"
-    ) == 1
+    assert delta("eleva_http_requests_total", method="GET", route=NOTE_ROUTE, status="404") == 3
+    assert delta("eleva_http_request_duration_seconds_count", method="GET", route=NOTE_ROUTE) == 3
+    assert delta("eleva_http_requests_total", method="GET", route="<unmatched>", status="404") == 1
     # No rule matched the method: a 405 is unmatched too.
-    assert delta(
-        "eleva_http_requests_total", method="other", route="<unmatched>", status="405"
-    ) == 1
+    assert (
+        delta("eleva_http_requests_total", method="other", route="<unmatched>", status="405") == 1
+    )
     routes = {dict(labels).get("route") for _name, labels in after}
     assert not any(route and ("/notes/1" in route or "no-such-page" in route) for route in routes)
     assert ("eleva_db_pool_connections_open", frozenset()) in after
@@ -132,15 +126,21 @@ def test_jobs_run_in_the_web_process_are_counted_there(app, client):
     after = scrape(client)
     name = f"{__name__}.ok_job"
     failing = f"{__name__}.failing_job"
-    assert value(after, "eleva_jobs_total", job=name, outcome="succeeded") - value(
-        before, "eleva_jobs_total", job=name, outcome="succeeded"
-    ) == 1
-    assert value(after, "eleva_jobs_total", job=failing, outcome="retrying") - value(
-        before, "eleva_jobs_total", job=failing, outcome="retrying"
-    ) == 3
-    assert value(after, "eleva_jobs_total", job=failing, outcome="failed") - value(
-        before, "eleva_jobs_total", job=failing, outcome="failed"
-    ) == 1
+    assert (
+        value(after, "eleva_jobs_total", job=name, outcome="succeeded")
+        - value(before, "eleva_jobs_total", job=name, outcome="succeeded")
+        == 1
+    )
+    assert (
+        value(after, "eleva_jobs_total", job=failing, outcome="retrying")
+        - value(before, "eleva_jobs_total", job=failing, outcome="retrying")
+        == 3
+    )
+    assert (
+        value(after, "eleva_jobs_total", job=failing, outcome="failed")
+        - value(before, "eleva_jobs_total", job=failing, outcome="failed")
+        == 1
+    )
     assert value(after, "eleva_job_queue_depth", queue=jobs.QUEUE_NAME) == 0
 
 
@@ -188,7 +188,13 @@ def test_every_job_attempt_is_one_line_with_its_fields(app, caplog):
         jobs.enqueue(failing_job, token="s3cret-token-value")
     records = [r for r in caplog.records if r.name == "eleva.jobs"]
     fields = [r.fields for r in records]
-    assert [f["outcome"] for f in fields] == ["succeeded", "retrying", "retrying", "retrying", "failed"]
+    assert [f["outcome"] for f in fields] == [
+        "succeeded",
+        "retrying",
+        "retrying",
+        "retrying",
+        "failed",
+    ]
     assert [f["attempt"] for f in fields] == [1, 1, 2, 3, 4]
     assert {f["job"] for f in fields} == {f"{__name__}.ok_job", f"{__name__}.failing_job"}
     assert all(isinstance(f["duration_ms"], float) for f in fields)
@@ -329,7 +335,9 @@ def test_gunicorns_access_line_names_the_route_in_text_and_json(monkeypatch):
             stream.seek(0)
             note = {**environ, "PATH_INFO": "/api/v1/notes/5", logs.ROUTE_KEY: NOTE_ROUTE}
             logger.access(resp, req, note, timedelta(milliseconds=1))
-            assert stream.getvalue().startswith('"GET /api/v1/notes/5 HTTP/1.1" '), stream.getvalue()
+            assert stream.getvalue().startswith('"GET /api/v1/notes/5 HTTP/1.1" '), (
+                stream.getvalue()
+            )
         else:
             assert json.loads(line) | {"ts": "-"} == {
                 "ts": "-",
@@ -390,9 +398,7 @@ def sentry_dsn():
 def test_an_error_reaches_sentry_with_the_request_id_and_no_personal_data(sentry_dsn):
     import sentry_sdk
 
-    app = create_app(
-        make_config(SENTRY_DSN=sentry_dsn), IN_MEMORY
-    )
+    app = create_app(make_config(SENTRY_DSN=sentry_dsn), IN_MEMORY)
     with app.app_context():
         db.create_all()
 
@@ -435,9 +441,7 @@ def test_an_error_reaches_sentry_with_the_request_id_and_no_personal_data(sentry
 
 
 def test_development_emails_are_printed_readably_with_where_to_use_the_token(capsys):
-    app = create_app(
-        make_config(MAIL_BACKEND="console"), IN_MEMORY
-    )
+    app = create_app(make_config(MAIL_BACKEND="console"), IN_MEMORY)
     with app.app_context():
         db.create_all()
     client = app.test_client()
@@ -475,9 +479,7 @@ def test_request_fields_with_a_default_are_optional_for_generated_clients(client
     spec = client.get("/openapi.json").json
 
     def body_schema(path: str) -> dict:
-        return spec["paths"][path]["post"]["requestBody"]["content"]["application/json"][
-            "schema"
-        ]
+        return spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
 
     login = body_schema("/api/v1/auth/login")
     note = body_schema("/api/v1/subjects/{subject_id}/notes")
@@ -517,7 +519,9 @@ def test_the_development_servers_request_line_hides_tokens_and_query_strings():
         None,
     )
     logs.RequestLineFilter().filter(record)
-    assert record.getMessage() == '127.0.0.1 - - [now] "GET /api/v1/documents/files/… HTTP/1.1" 200 -'
+    assert (
+        record.getMessage() == '127.0.0.1 - - [now] "GET /api/v1/documents/files/… HTTP/1.1" 200 -'
+    )
 
 
 def test_gunicorns_error_lines_hide_the_requests_uri(monkeypatch, caplog):

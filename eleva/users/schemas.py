@@ -29,6 +29,7 @@ from eleva.http.schemas import ResponseSchema
 
 __all__ = ["PrivateUserSchema", "UserCreateSchema"]  # shown and taken here too
 
+
 class PrivacySchema(ma.Schema):
     profile_visibility = Text(
         validate=validate.OneOf(PROFILE_VISIBILITIES), metadata={"example": "public"}
@@ -49,8 +50,11 @@ class StudySettingsSchema(ma.Schema):
     )
     day_starts_at_hour = StrictInteger(
         validate=validate.Range(min=0, max=23),
-        metadata={"description": "A study day runs from this hour to the same hour the "
-                  "next day, local time.", "example": 4},
+        metadata={
+            "description": "A study day runs from this hour to the same hour the "
+            "next day, local time.",
+            "example": 4,
+        },
     )
     new_cards_per_day = StrictInteger(
         validate=validate.Range(min=0, max=study.MAX_NEW_CARDS_PER_DAY),
@@ -237,7 +241,10 @@ class SessionSchema(ResponseSchema):
     )
     device = ma.fields.String(
         required=True,
-        metadata={"description": "From the login's User-Agent.", "example": "Firefox 133 on Windows"},
+        metadata={
+            "description": "From the login's User-Agent.",
+            "example": "Firefox 133 on Windows",
+        },
     )
     ip = ma.fields.String(
         required=True, allow_none=True, metadata={"description": "The login's client address."}

@@ -207,7 +207,10 @@ def test_failure_after_flush_leaves_no_note_and_the_next_request_works(make_app,
     assert "injected" not in body["message"] and "COMMIT" not in body["message"]
     assert _count(app, Note) == 0
     assert client.get(notes, headers=user.headers).json == []
-    assert client.get(f"/api/v1/subjects/{subject.json['id']}", headers=user.headers).status_code == 200
+    assert (
+        client.get(f"/api/v1/subjects/{subject.json['id']}", headers=user.headers).status_code
+        == 200
+    )
 
     again = client.post(notes, json={"title": "Waves"}, headers=user.headers)
     assert again.status_code == 201, again.json

@@ -195,14 +195,18 @@ def test_json_logs_carry_no_secret_and_metrics_cover_every_process(
             assert api.get("/health").status_code == 200
         text_1, first = _scrape(api)
         _, second = _scrape(api)
-        health = ("eleva_http_requests_total", frozenset(
-            {"method": "GET", "route": "/health", "status": "200"}.items()
-        ))
+        health = (
+            "eleva_http_requests_total",
+            frozenset({"method": "GET", "route": "/health", "status": "200"}.items()),
+        )
         assert first[health] - before[health] == 30
         assert second[health] == first[health]
-        send_reset = ("eleva_jobs_total", frozenset(
-            {"job": "eleva.services.emails.send_password_reset", "outcome": "succeeded"}.items()
-        ))
+        send_reset = (
+            "eleva_jobs_total",
+            frozenset(
+                {"job": "eleva.services.emails.send_password_reset", "outcome": "succeeded"}.items()
+            ),
+        )
         assert first[send_reset] >= 1  # counted by the job worker, in Redis
         assert ("eleva_job_queue_depth", frozenset({"queue": "eleva"}.items())) in first
         promtool = shutil.which("promtool")
@@ -230,9 +234,10 @@ def test_json_logs_carry_no_secret_and_metrics_cover_every_process(
         os.kill(int(children[0]), signal.SIGKILL)
         time.sleep(2)  # gunicorn notices, marks it dead, boots another
         _, after = _scrape(api)
-        me_route = ("eleva_http_requests_total", frozenset(
-            {"method": "GET", "route": "/api/v1/users/me", "status": "200"}.items()
-        ))
+        me_route = (
+            "eleva_http_requests_total",
+            frozenset({"method": "GET", "route": "/api/v1/users/me", "status": "200"}.items()),
+        )
         assert after[me_route] == alive[me_route]
         assert after[("eleva_db_pool_connections_open", frozenset())] < open_before
     finally:
@@ -244,8 +249,19 @@ def test_json_logs_carry_no_secret_and_metrics_cover_every_process(
     entries = [json.loads(line) for line in server_log.splitlines() if line.strip()]
     access = [e for e in entries if e["logger"] == "gunicorn.access"]
     assert access and all(
-        {"ts", "level", "logger", "message", "request_id", "method", "route", "status",
-         "duration_ms"} <= set(e) for e in access
+        {
+            "ts",
+            "level",
+            "logger",
+            "message",
+            "request_id",
+            "method",
+            "route",
+            "status",
+            "duration_ms",
+        }
+        <= set(e)
+        for e in access
     )
     me_lines = [e for e in access if e["route"] == "/api/v1/users/me"]
     assert me_lines and all(isinstance(e["user_id"], int) for e in me_lines)

@@ -92,19 +92,25 @@ def test_a_few_slow_clients_do_not_stall_the_api(serve):
     all on one worker, leave it threads for everyone else. One that sends nothing for a
     few seconds is handed back to the worker's poller."""
     server = serve(workers=2)
-    slow = [
-        Trickler(server, b"GET /health HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1\r\n") for _ in range(3)
-    ] + [
-        Trickler(server, b"", b"") for _ in range(2)  # connected, silent
-    ] + [
-        Trickler(
-            server,
-            b"POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
-            b" ",
-        )
-        for _ in range(1)
-    ]
+    slow = (
+        [
+            Trickler(server, b"GET /health HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1\r\n")
+            for _ in range(3)
+        ]
+        + [
+            Trickler(server, b"", b"")
+            for _ in range(2)  # connected, silent
+        ]
+        + [
+            Trickler(
+                server,
+                b"POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+                b" ",
+            )
+            for _ in range(1)
+        ]
+    )
     for client in slow:
         client.start()
     try:
