@@ -56,9 +56,13 @@ def call(
 def upload(url: str, token: str, filename: str, data: bytes) -> tuple[int, dict]:
     boundary = "eleva-smoke-boundary"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-        f'filename="{filename}"\r\nContent-Type: text/plain\r\n\r\n'
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{filename}"\r\nContent-Type: text/plain\r\n\r\n'
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     request = urllib.request.Request(url, data=body, method="POST")
     request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
     request.add_header("Authorization", f"Bearer {token}")
@@ -69,14 +73,13 @@ def upload(url: str, token: str, filename: str, data: bytes) -> tuple[int, dict]
         return error.code, json.loads(error.read() or b"null")
 
 
-def raw(port: int, head: bytes) -> tuple[int, dict, dict[str, str]]:
-    """Send ``head`` and the end of the headers as they are; status, JSON body, headers."""
+def raw(port: int, head: bytes) -> tuple[int, bytes, dict[str, str]]:
+    """Send ``head`` and the end of the headers as they are; status, body, headers."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head + b"\r\n\r\n")
         response = http.client.HTTPResponse(sock)
         response.begin()
-        body = json.loads(response.read() or b"null")
-        return response.status, body, {k.lower(): v for k, v in response.getheaders()}
+        return response.status, response.read(), {k.lower(): v for k, v in response.getheaders()}
 
 
 def _all_json(text: str) -> bool:
@@ -207,14 +210,14 @@ def main() -> int:
         checks.append(
             ("unknown URL → 404 in the error shape", status == 404 and body.get("code") == 404)
         )
-        status, body, headers = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000)
+        # gunicorn answers a request it cannot take before the app sees it, in its own
+        # words (README, "Serving"); the server goes on answering.
+        status, _, _ = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000)
+        health = call("GET", f"{base}/health")[0]
         checks.append(
             (
-                "headers too large → gunicorn's 431 in the error shape, security headers",
-                status == 431
-                and body.get("code") == 431
-                and headers.get("x-content-type-options") == "nosniff"
-                and "strict-transport-security" in headers,
+                "headers too large → gunicorn's own 431, and it answers on",
+                (status, health) == (431, 200),
             )
         )
         scrape = urllib.request.Request(
@@ -230,7 +233,8 @@ def main() -> int:
                 "GET /metrics passes promtool check metrics, with the worker's jobs",
                 promtool.returncode == 0
                 and 'eleva_jobs_total{job="eleva.services.document_text.extract_document_text",'
-                'outcome="succeeded"}' in metrics
+                'outcome="succeeded"}'
+                in metrics
                 and 'route="/api/v1/users/me"' in metrics,
             )
         )
@@ -243,7 +247,12 @@ def main() -> int:
         worker_code = worker.wait(timeout=40)
     web_log = (logs / "web.log").read_text()
     worker_log = (logs / "worker.log").read_text()
-    checks.append(("every log line is JSON (LOG_FORMAT's production default)", _all_json(web_log + worker_log)))
+    checks.append(
+        (
+            "every log line is JSON (LOG_FORMAT's production default)",
+            _all_json(web_log + worker_log),
+        )
+    )
     checks.append(("no password in the logs", user["password"] not in web_log + worker_log))
     for name, ok in checks:
         print(("  ok   " if ok else "  FAIL ") + name)
