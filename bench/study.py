@@ -1,124 +1,53 @@
-"""Studying at scale, on PostgreSQL: the review queue, the stats, and a review's CPU.
+"""The review queue and the stats of one student among 1,000,000 cards, on PostgreSQL.
 
-    python -m bench.study --database-url postgresql+psycopg://postgres@127.0.0.1:5432/eleva_study
+    python -m bench.study [--requests 1000]
 
-Empties the given database (DROP SCHEMA public CASCADE, then the migrations), then with
-INSERT … SELECT generate_series: 1,000 students with 1,000 cards each (1,000,000 cards),
-one of whom has 20,000 cards, 2,000 of them due (learning, relearning and review) and
-100,000 reviews over 365 days. Then, in process with a production configuration:
+Guards (issue 29): the queue p50 ≤ 15 ms and p90 ≤ 30 ms, the stats over 365 days p50 ≤
+50 ms, a review POST ≤ 2 × the CPU of a note PATCH. Prints the statements' plans."""
 
-- the queue (``eleva.services.study.queue``, limit 50) p50/p90 in ms, and its two
-  statements under EXPLAIN (ANALYZE, BUFFERS); targets p50 <= 15 ms, p90 <= 30 ms;
-- the stats over 365 days (``stats(days=365)``) p50; target <= 50 ms; and their plans;
-- the same two through the whole app (Flask test client: auth, parsing, JSON);
-- the CPU of a review POST against a note PATCH (process time per request through the
-  test client, the same overhead on both sides); target: the ratio <= 2.
-
-Prints figures; not a test. Self-contained (no bench._common).
-"""
-
-# The path is fixed before the imports that follow it.
-# ruff: noqa: E402, S608
+# ruff: noqa: S608
 from __future__ import annotations
 
-import os
-import sys
-
-# bench/http.py must not shadow the standard library's http.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
-
 import argparse
-import secrets
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
+
+from bench.harness import (
+    Machine,
+    analyze,
+    execute,
+    median,
+    percentile,
+    production_env,
+    rule,
+    scratch_database,
+    table,
+)
 
 STUDENT_CARDS = 20_000
 STUDENT_DUE = 2_000
+STUDENT_NEW = 6_000
 STUDENT_REVIEWS = 100_000
 STUDENTS = 1_000
 CARDS_EACH = 1_000
 
 
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 2)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def timed(n: int, call: Callable[[], Any]) -> list[float]:
-    call()  # warm: caches, the plan, the connection
-    took = []
-    for _ in range(n):
-        start = time.perf_counter()
-        call()
-        took.append(time.perf_counter() - start)
-    return took
-
-
-def make_app(database_url: str, media: str) -> Any:
-    from config import load_config
-    from eleva import create_app
-
-    env = {
-        "ELEVA_ENV": "production",
-        "MAIL_BACKEND": "dummy",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "JWT_SECRET_KEY": secrets.token_urlsafe(48),
-        "DATABASE_URL": database_url,
-        "LOCAL_STORAGE_PATH": media,
-        "RATELIMIT_ENABLED": "false",
-        "RATELIMIT_STORAGE_URI": "memory://",
-        "CORS_ORIGINS": "http://localhost:5173",
-    }
-    return create_app(load_config(env))
-
-
-def reset_schema(app: Any) -> None:
-    from flask_migrate import upgrade
-
-    from eleva.data.db import db
-
-    with app.app_context():
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        upgrade()
-
-
-def seed(app: Any, client: Any) -> tuple[dict[str, str], int, int]:
-    """The student (registered through the API) and everyone's data by SQL."""
-    from eleva.data.db import db
-
-    password = "bench-student-password-1"
-    client.post(
-        "/api/v1/auth/register",
-        json={"username": "student", "email": "student@example.com", "password": password},
-    )
-    token = client.post("/api/v1/auth/login", json={"login": "student", "password": password})
-    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
-    sid = client.post("/api/v1/subjects/", json={"name": "Anatomy"}, headers=headers).json["id"]
-    nid = client.post(
-        f"/api/v1/subjects/{sid}/notes", json={"title": "Bones"}, headers=headers
-    ).json["id"]
-    steps = [
-        "SET LOCAL statement_timeout = 0",
-        # The other 999 students, one subject each, by SQL.
+def seed_sql(owner: int, subject: int) -> list[str]:
+    """The other students and everyone's cards and reviews, one INSERT … SELECT each."""
+    due, new = STUDENT_DUE, STUDENT_DUE + STUDENT_NEW
+    return [
         f"""INSERT INTO users (email, username, password_hash, created_at, updated_at)
             SELECT 'other' || g || '@example.com', 'other' || g, 'x', now(), now()
               FROM generate_series(1, {STUDENTS - 1}) g""",
         """INSERT INTO subjects (owner_id, name, created_at, updated_at)
            SELECT id, 'Subject', now(), now() FROM users WHERE username LIKE 'other%'""",
-        # 1,000 cards each, due over the next year, a fifth new.
+        # Theirs: due over the coming year, a fifth new.
         f"""INSERT INTO cards (owner_id, subject_id, front, back, state, stability, difficulty,
                                due, last_review_at, reps, created_at, updated_at)
             SELECT s.owner_id, s.id, 'Question ' || g, 'Answer ' || g,
@@ -130,56 +59,62 @@ def seed(app: Any, client: Any) -> tuple[dict[str, str], int, int]:
                    CASE WHEN g % 5 = 0 THEN 0 ELSE 3 END, now(), now()
               FROM subjects s JOIN users u ON u.id = s.owner_id AND u.username LIKE 'other%',
                    generate_series(1, {CARDS_EACH}) g""",
-        # The student: 20,000 cards, 2,000 of them due now (a tenth learning or
-        # relearning), 6,000 new, the rest due over the coming year.
+        # The student's: 2,000 due now (a tenth learning or relearning), 6,000 new, the
+        # rest due over the coming year.
         f"""INSERT INTO cards (owner_id, subject_id, front, back, state, step, stability,
                                difficulty, due, last_review_at, reps, lapses, created_at,
                                updated_at)
-            SELECT :owner, :subject, 'Which bone is number ' || g || '?', 'That one.',
-                   CASE WHEN g <= {STUDENT_DUE // 20} THEN 'learning'
-                        WHEN g <= {STUDENT_DUE // 10} THEN 'relearning'
-                        WHEN g <= {STUDENT_DUE} THEN 'review'
-                        WHEN g <= {STUDENT_DUE} + 6000 THEN 'new' ELSE 'review' END,
-                   CASE WHEN g <= {STUDENT_DUE // 10} THEN 0 END,
-                   CASE WHEN g > {STUDENT_DUE} AND g <= {STUDENT_DUE} + 6000 THEN NULL ELSE 12 END,
-                   CASE WHEN g > {STUDENT_DUE} AND g <= {STUDENT_DUE} + 6000 THEN NULL ELSE 5 END,
-                   CASE WHEN g <= {STUDENT_DUE} THEN now() - (g % 240) * interval '1 hour'
-                        WHEN g <= {STUDENT_DUE} + 6000 THEN now() - interval '40 days'
+            SELECT {owner}, {subject}, 'Which bone is number ' || g || '?', 'That one.',
+                   CASE WHEN g <= {due // 20} THEN 'learning'
+                        WHEN g <= {due // 10} THEN 'relearning'
+                        WHEN g <= {due} THEN 'review'
+                        WHEN g <= {new} THEN 'new' ELSE 'review' END,
+                   CASE WHEN g <= {due // 10} THEN 0 END,
+                   CASE WHEN g > {due} AND g <= {new} THEN NULL ELSE 12 END,
+                   CASE WHEN g > {due} AND g <= {new} THEN NULL ELSE 5 END,
+                   CASE WHEN g <= {due} THEN now() - (g % 240) * interval '1 hour'
+                        WHEN g <= {new} THEN now() - interval '40 days'
                         ELSE now() + (1 + g % 365) * interval '1 day' END,
-                   CASE WHEN g > {STUDENT_DUE} AND g <= {STUDENT_DUE} + 6000 THEN NULL
+                   CASE WHEN g > {due} AND g <= {new} THEN NULL
                         ELSE now() - interval '12 days' END,
-                   CASE WHEN g > {STUDENT_DUE} AND g <= {STUDENT_DUE} + 6000 THEN 0 ELSE 4 END,
+                   CASE WHEN g > {due} AND g <= {new} THEN 0 ELSE 4 END,
                    0, now() - interval '40 days' + g * interval '1 second',
                    now() - interval '40 days'
               FROM generate_series(1, {STUDENT_CARDS}) g""",
-        # 100,000 reviews over the last 365 days, on the student's reviewed cards.
+        # The student's reviews over the last 365 days, of 2,000 of their cards.
         f"""INSERT INTO reviews (owner_id, card_id, rating, reviewed_at, duration_ms,
                                  before_state, before_due, before_reps, before_lapses, state,
                                  stability, difficulty, due, created_at)
-            SELECT :owner, (SELECT min(id) FROM cards WHERE owner_id = :owner) + g % 2000,
+            SELECT {owner}, (SELECT min(id) FROM cards WHERE owner_id = {owner}) + g % 2000,
                    1 + g % 4,
                    now() - (g % 365) * interval '1 day' - (g % 997) * interval '1 minute',
                    2000 + g % 9000, CASE WHEN g % 7 = 0 THEN 'learning' ELSE 'review' END,
                    now(), 3, 0, 'review', 12, 5, now(), now()
               FROM generate_series(1, {STUDENT_REVIEWS}) g""",
     ]
-    with app.app_context():
-        owner = client.get("/api/v1/users/me", headers=headers).json["id"]
-        with db.engine.begin() as conn:
-            for sql in steps:
-                conn.execute(text(sql), {"owner": owner, "subject": sid})
-        with db.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
-    return headers, sid, nid
+
+
+def timed(n: int, call: Callable[[], Any]) -> list[float]:
+    """``n`` calls after one to warm up (caches, plans, the pool); each one's ms."""
+    call()
+    took = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        took.append((time.perf_counter() - start) * 1000)
+    return took
 
 
 def capture(app: Any, call: Callable[[], Any]) -> list[tuple[str, Any]]:
-    from eleva.data.db import db
+    """The statements ``call`` sends through the engine, without each transaction's
+    settings (eleva/data/db.py)."""
+    from eleva.data.db import TRANSACTION_SETTINGS_SQL, db
 
     sent: list[tuple[str, Any]] = []
 
     def listen(_conn, _cursor, statement, parameters, _context, _many) -> None:
-        sent.append((statement, parameters))
+        if statement != TRANSACTION_SETTINGS_SQL:
+            sent.append((statement, parameters))
 
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", listen)
@@ -190,39 +125,49 @@ def capture(app: Any, call: Callable[[], Any]) -> list[tuple[str, Any]]:
     return sent
 
 
-def explain(app: Any, statements: list[tuple[str, Any]]) -> None:
-    from eleva.data.db import db
-
-    with app.app_context():
-        raw = db.engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            for sql, params in statements:
-                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-                print("\n".join(row[0] for row in cursor.fetchall()))
-                print("-" * 80)
-        finally:
-            raw.close()
+def explain(url: str, statements: list[tuple[str, Any]]) -> str:
+    """Each statement's EXPLAIN (ANALYZE, BUFFERS), run by itself."""
+    plans = []
+    for sql, params in statements:
+        rows = execute(url, "EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        plans.append("\n".join(row[0] for row in rows))
+    return ("\n" + "-" * 80 + "\n").join(plans)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", required=True, help="a PostgreSQL database to empty")
-    parser.add_argument("--requests", type=int, default=200)
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000, help="timed calls of each")
+    parser.add_argument("--reviews", type=int, default=400, help="review POSTs and note PATCHes")
     args = parser.parse_args()
 
-    from eleva.core.study import StudySettings
-    from eleva.services import study
+    machine = Machine()
+    with ExitStack() as stack:
+        media = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-study-")))
+        url = stack.enter_context(scratch_database("eleva_bench_study"))
+        from config import load_config
+        from eleva import create_app
+        from eleva.core.study import StudySettings
+        from eleva.services import study
 
-    with tempfile.TemporaryDirectory() as media:
-        app = make_app(args.database_url, media)
+        env = production_env(url, media) | {"LOG_LEVEL": "WARNING"}
+        app = create_app(load_config(env))
         client = app.test_client()
-        print("seeding (1,000,000 cards, 100,000 reviews) …", flush=True)
+
+        # The student through the API, everyone's data through SQL.
+        password = "bench-student-password-1"
+        account = {"username": "student", "email": "student@example.com", "password": password}
+        owner = client.post("/api/v1/auth/register", json=account).json["id"]
+        token = client.post("/api/v1/auth/login", json={"login": "student", "password": password})
+        headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+        sid = client.post("/api/v1/subjects/", json={"name": "Anatomy"}, headers=headers).json["id"]
+        nid = client.post(
+            f"/api/v1/subjects/{sid}/notes", json={"title": "Bones"}, headers=headers
+        ).json["id"]
         started = time.perf_counter()
-        reset_schema(app)
-        headers, _sid, nid = seed(app, client)
-        print(f"seeded in {time.perf_counter() - started:.0f} s")
-        owner = client.get("/api/v1/users/me", headers=headers).json["id"]
+        for sql in seed_sql(owner, sid):
+            execute(url, sql)
+        analyze(url)
+        seeded = time.perf_counter() - started
         settings = StudySettings()
 
         def queue() -> Any:
@@ -233,46 +178,86 @@ def main() -> None:
             with app.app_context():
                 return study.stats(owner, settings, days=365)
 
-        got = queue()
-        print(f"queue counts {got.counts}, {len(got.cards)} cards listed")
-        q = timed(args.requests, queue)
-        print(f"queue (service, in process): p50 {ms(percentile(q, 50))} ms, "
-              f"p90 {ms(percentile(q, 90))} ms  (targets 15, 30)")  # fmt: skip
-        s = timed(max(20, args.requests // 4), stats)
-        print(f"stats 365 days (service): p50 {ms(percentile(s, 50))} ms, "
-              f"p90 {ms(percentile(s, 90))} ms  (target p50 50)")  # fmt: skip
-        hq = timed(args.requests, lambda: client.get("/api/v1/reviews/queue", headers=headers))
-        print(f"GET /reviews/queue (whole app): p50 {ms(percentile(hq, 50))} ms, "
-              f"p90 {ms(percentile(hq, 90))} ms")  # fmt: skip
-        hs = timed(
-            max(20, args.requests // 4),
-            lambda: client.get("/api/v1/reviews/stats?days=365", headers=headers),
-        )
-        print(f"GET /reviews/stats?days=365 (whole app): p50 {ms(percentile(hs, 50))} ms")
+        listed = queue()
+        n_stats = max(20, args.requests // 4)
+        timings = {
+            "queue, service": timed(args.requests, queue),
+            "stats 365 days, service": timed(n_stats, stats),
+            "GET /reviews/queue, app": timed(
+                args.requests, lambda: client.get("/api/v1/reviews/queue", headers=headers)
+            ),
+            "GET /reviews/stats?days=365, app": timed(
+                n_stats, lambda: client.get("/api/v1/reviews/stats?days=365", headers=headers)
+            ),
+        }
+        queue_sql, stats_sql = capture(app, queue), capture(app, stats)
+        plans = {
+            "the queue": explain(url, queue_sql),
+            "the stats, 365 days": explain(url, stats_sql),
+        }
 
-        # A review POST against a note PATCH: process CPU per request.
-        card_ids = [c.id for c in got.cards]
-        cpu_review, cpu_patch = [], []
-        for i in range(min(len(card_ids), args.requests)):
-            start = time.process_time()
-            response = client.post(
-                f"/api/v1/cards/{card_ids[i]}/reviews", json={"rating": 3}, headers=headers
+        # A review POST against a note PATCH, one after the other: the process's CPU.
+        card_ids = [
+            row[0]
+            for row in execute(
+                url,
+                "SELECT id FROM cards WHERE owner_id = %(owner)s ORDER BY id LIMIT %(n)s",
+                {"owner": owner, "n": args.reviews},
             )
-            cpu_review.append(time.process_time() - start)
-            assert response.status_code == 201, response.json
+        ]
+        cpu: dict[str, list[float]] = {"review POST": [], "note PATCH": []}
+        for i, card in enumerate(card_ids):
             start = time.process_time()
-            response = client.patch(f"/api/v1/notes/{nid}", json={"body": f"v{i}"}, headers=headers)
-            cpu_patch.append(time.process_time() - start)
-            assert response.status_code == 200
-        review_cpu, patch_cpu = statistics.median(cpu_review), statistics.median(cpu_patch)
-        print(f"CPU per request (median of {len(cpu_review)}): review POST {ms(review_cpu)} ms, "
-              f"note PATCH {ms(patch_cpu)} ms, ratio {review_cpu / patch_cpu:.2f} (target <= 2)")  # fmt: skip
+            answer = client.post(
+                f"/api/v1/cards/{card}/reviews", json={"rating": 3}, headers=headers
+            )
+            cpu["review POST"].append((time.process_time() - start) * 1000)
+            assert answer.status_code == 201, answer.json
+            start = time.process_time()
+            answer = client.patch(f"/api/v1/notes/{nid}", json={"body": f"v{i}"}, headers=headers)
+            cpu["note PATCH"].append((time.process_time() - start) * 1000)
+            assert answer.status_code == 200, answer.json
 
-        print("\n== the queue's statements, EXPLAIN (ANALYZE, BUFFERS) ==")
-        explain(app, capture(app, queue))
-        print("\n== the stats' statements (365 days), EXPLAIN (ANALYZE, BUFFERS) ==")
-        explain(app, capture(app, stats))
+        rule("bench.study")
+        print(f"machine: {machine.describe()}")
+        print(f"while running: {machine.activity()}")
+        print(
+            f"{STUDENTS:,} students, {STUDENTS * CARDS_EACH + STUDENT_CARDS - CARDS_EACH:,} "
+            f"cards; the student: {STUDENT_CARDS:,} cards, {STUDENT_DUE:,} due, "
+            f"{STUDENT_REVIEWS:,} reviews over 365 days (seeded in {seeded:.0f} s)\n"
+            f"production configuration, in process: the service in an app context, the app "
+            f"through Flask's test client (auth, parsing, JSON; no socket)\n"
+            f"queue: {listed.counts}, {len(listed.cards)} cards listed; statements: queue "
+            f"{len(queue_sql)}, stats {len(stats_sql)}\n"
+        )
+        table(
+            ["ms", "calls", "p50", "p90", "p99", "max"],
+            [
+                [name, len(t), percentile(t, 50), percentile(t, 90), percentile(t, 99), max(t)]
+                for name, t in timings.items()
+            ],
+        )
+        print()
+        table(
+            ["CPU ms per request", "requests", "median"],
+            [[k, len(v), median(v)] for k, v in cpu.items()],
+        )
+        q, s = timings["queue, service"], timings["stats 365 days, service"]
+        ratio = median(cpu["review POST"]) / median(cpu["note PATCH"])
+        guards = [
+            ("queue p50 ≤ 15 ms", percentile(q, 50), percentile(q, 50) <= 15),
+            ("queue p90 ≤ 30 ms", percentile(q, 90), percentile(q, 90) <= 30),
+            ("stats p50 ≤ 50 ms", percentile(s, 50), percentile(s, 50) <= 50),
+            ("review ÷ PATCH CPU ≤ 2", ratio, ratio <= 2),
+        ]
+        print()
+        for name, value, ok in guards:
+            print(f"guard {name}: {value:.2f}, {'met' if ok else 'MISSED'}")
+        for title, plan in plans.items():
+            rule(f"{title}: EXPLAIN (ANALYZE, BUFFERS)")
+            print(plan)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
