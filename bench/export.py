@@ -1,117 +1,52 @@
-"""Export: the archive of a student with 200 MB of documents and 2,000 notes.
+"""The export of a student with 200 MB of documents and 2,000 notes, local storage and S3.
 
-    python -m bench.export [--documents-mb 200] [--notes 2000] [--s3] [--runs 2]
+    python -m bench.export [--documents-mb 200] [--notes 2000] [--runs 3] [--storage local,s3]
 
-A scratch PostgreSQL database (``eleva_bench_export``, on the server of
-``BENCH_POSTGRES_URL``, default ``postgresql://postgres@127.0.0.1:5432/postgres``) is made
-and migrated, the student's rows are inserted directly (20 subjects; notes of 1–6 KB of
-Markdown; documents of 5 MB of random bytes, incompressible as real PDFs are, written
-straight into local storage or, with ``--s3``, into a moto server over HTTP), and the
-database is dropped at the end.
+Each run is the worker's job in a fresh process; its peak memory growth is VmHWM (reset
+before the job) minus VmRSS. Guard (issue 30): ≤ 50 MB, whatever the archive's size."""
 
-Each run builds the export in a fresh subprocess, as the worker's job does
-(``eleva.services.exports.build_export``). Reported: the job's wall time, the archive's
-size, and the growth of the process's peak RSS during the job — VmHWM (reset through
-/proc/self/clear_refs just before the job) minus VmRSS before it — the target being
-≤ 50 MB whatever the size of the archive.
-"""
-
-# ruff: noqa: E402
 from __future__ import annotations
-
-import os
-import sys
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
 import json
-import statistics
+import logging
+import os
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.harness import (
+    ROOT,
+    Machine,
+    alternate,
+    free_port,
+    median,
+    production_env,
+    rule,
+    scratch_database,
+    table,
+)
+
 MB = 1024 * 1024
-DATABASE = "eleva_bench_export"
-SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DOCUMENT_MB = 5
+SUBJECTS = 20
 BUCKET = "eleva-bench-export"
+# boto3 reads them from the environment, not from the app's configuration.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
 WORDS = [
-    "vector",
-    "matrix",
-    "eigenvalue",
-    "proof",
-    "lemma",
-    "theorem",
-    "derivative",
-    "integral",
-    "limit",
-    "series",
-    "équation",
-    "dérivée",
-    "intégrale",
-    "数学",
-    "fonction",
-    "continuity",
-    "basis",
-    "span",
-    "kernel",
-    "image",
-]
+    "vector", "matrix", "eigenvalue", "proof", "lemma", "theorem", "derivative", "integral",
+    "limit", "series", "équation", "dérivée", "intégrale", "数学", "fonction", "continuity",
+    "basis", "span", "kernel", "image",
+]  # fmt: skip
 
 
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _database_url() -> str:
-    base = SERVER.rsplit("/", 1)[0]
-    return f"{base}/{DATABASE}"
-
-
-def _admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def _env(media: Path, endpoint: str | None) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_", "STORAGE_", "S3_", "REDIS_", "LOCAL_STORAGE", "ELEVA_"))
-    }
-    env.update(
-        ELEVA_ENV="development",
-        DATABASE_URL=_database_url(),
-        LOCAL_STORAGE_PATH=str(media),
-        LOG_LEVEL="WARNING",
-        FLASK_APP="wsgi",
-    )
-    if endpoint:
-        env.update(
-            STORAGE_BACKEND="s3",
-            S3_BUCKET=BUCKET,
-            S3_REGION="us-east-1",
-            S3_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="bench",
-            AWS_SECRET_ACCESS_KEY="bench",
-        )
-    return env
-
-
-# -- the student ------------------------------------------------------------------------
-
-
-def _note_body(i: int) -> str:
+def note_body(i: int) -> str:
+    """1 to 6 KB of Markdown."""
     words = [WORDS[(i * 7 + j) % len(WORDS)] for j in range(150 + (i % 6) * 140)]
     lines = [" ".join(words[k : k + 12]) for k in range(0, len(words), 12)]
     return f"# Note {i}\n\n" + "\n".join(
@@ -119,17 +54,20 @@ def _note_body(i: int) -> str:
     )
 
 
-def seed(env: dict[str, str], documents_mb: int, notes: int) -> int:
-    """Insert the student (rows directly, files straight into storage); their id."""
-    os.environ.update(env)
+def seed(envs: dict[str, dict[str, str]], documents_mb: int, notes: int) -> int:
+    """The student's rows, and their documents (random bytes, incompressible as real PDFs
+    are) written into every storage of ``envs``; the student's id."""
+    from config import load_config
     from eleva import create_app
     from eleva.data.db import db
     from eleva.data.models import Document, Note, Subject, User
     from eleva.data.storage import storage
 
-    app = create_app()
+    apps = [create_app(load_config(env)) for env in envs.values()]
     now = datetime.now(UTC)
-    with app.app_context():
+    count = documents_mb // DOCUMENT_MB
+    keys = []
+    with apps[0].app_context():
         user = User(email="bench@example.com", username="bench", password_hash="x" * 60)
         db.session.add(user)
         db.session.flush()
@@ -141,17 +79,17 @@ def seed(env: dict[str, str], documents_mb: int, notes: int) -> int:
                 created_at=now,
                 updated_at=now,
             )
-            for i in range(20)
+            for i in range(SUBJECTS)
         ]
         db.session.add_all(subjects)
         db.session.flush()
         rows = []
         for i in range(notes):
-            body = _note_body(i)
+            body = note_body(i)
             rows.append(
                 {
                     "owner_id": user.id,
-                    "subject_id": subjects[i % 20].id,
+                    "subject_id": subjects[i % SUBJECTS].id,
                     "title": f"Note {i} — {WORDS[i % len(WORDS)]}",
                     "body": body,
                     "excerpt": body[:200],
@@ -160,40 +98,48 @@ def seed(env: dict[str, str], documents_mb: int, notes: int) -> int:
                 }
             )
         db.session.execute(Note.__table__.insert(), rows)
-        count = documents_mb // 5
-        chunk = os.urandom(MB)
         for i in range(count):
-            key = f"documents/{user.id}/{uuid.uuid4().hex}"
-            with tempfile.TemporaryFile() as fh:
-                fh.write(b"%PDF-1.7\n")
-                for _ in range(5):
-                    fh.write(chunk)
-                fh.truncate(5 * MB)
-                fh.seek(0)
-                storage.save_stream(key, fh, "application/pdf")
+            keys.append(f"documents/{user.id}/{uuid.uuid4().hex}")
             db.session.add(
                 Document(
                     owner_id=user.id,
-                    subject_id=subjects[i % 20].id,
+                    subject_id=subjects[i % SUBJECTS].id,
                     title=f"Slides {i}",
                     filename=f"slides-{i}.pdf",
                     content_type="application/pdf",
-                    size=5 * MB,
-                    storage_key=key,
+                    size=DOCUMENT_MB * MB,
+                    storage_key=keys[-1],
                     status="ready",
                     text_status="failed",
                 )
             )
-        user.storage_used = count * 5 * MB
+        user.storage_used = count * DOCUMENT_MB * MB
         db.session.commit()
-        return user.id
+        user_id = user.id
+    chunk = os.urandom(MB)
+    for app in apps:
+        with app.app_context():
+            for key in keys:
+                with tempfile.TemporaryFile() as fh:
+                    fh.write(b"%PDF-1.7\n")
+                    for _ in range(DOCUMENT_MB):
+                        fh.write(chunk)
+                    fh.truncate(DOCUMENT_MB * MB)
+                    fh.seek(0)
+                    storage.save_stream(key, fh, "application/pdf")
+    return user_id
 
 
-# -- one run, in its own process --------------------------------------------------------
+def vm(field: str) -> int:
+    """A field of /proc/self/status, in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def child(user_id: int) -> None:
-    """Build one export as the job does; print its figures as JSON."""
+    """One export built as the worker's job builds it; its figures as JSON."""
     from eleva import create_app
     from eleva.data.db import db
     from eleva.data.models import Export
@@ -205,116 +151,130 @@ def child(user_id: int) -> None:
         db.session.add(export)
         db.session.commit()
         export_id = export.id
-    # Warm: what every job of the worker has loaded already.
-    with app.app_context():
+    with app.app_context():  # what every job of a worker has loaded already
         db.session.execute(db.select(Export.id).limit(1)).all()
         db.session.rollback()
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    before = _status("VmRSS")
+    before = vm("VmRSS")
     started = time.perf_counter()
     with app.app_context():
         exports.build_export(export_id)
     seconds = time.perf_counter() - started
-    peak = _status("VmHWM")
+    growth = vm("VmHWM") - before
     with app.app_context():
         done = db.session.get(Export, export_id)
-        print(
-            json.dumps(
-                {
-                    "status": done.status,
-                    "size": done.size,
-                    "seconds": seconds,
-                    "peak_growth": peak - before,
-                    "rss_before": before,
-                }
-            )
-        )
+        figures = {"status": done.status, "size": done.size, "seconds": seconds}
+    print(json.dumps(figures | {"growth": growth, "rss_before": before}))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run(env: dict[str, str], user_id: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.export", "--child", str(user_id)],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def moto_server(stack: ExitStack) -> str:
+    """An S3 server (moto) over HTTP, with the bucket, stopped at the end; its URL."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    os.environ.update(CREDENTIALS)  # for the seeding, in this process
+    port = free_port()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # its access log
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    stack.callback(server.stop)
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+    return endpoint
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents-mb", type=int, default=200)
     parser.add_argument("--notes", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--s3", action="store_true", help="Storage on a moto server (HTTP).")
+    parser.add_argument("--runs", type=int, default=3, help="exports with each storage")
+    parser.add_argument("--storage", default="local,s3", help="local, s3 (moto over HTTP)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
-        return
+        return 0
+    storages = args.storage.split(",")
+    if not storages or set(storages) - {"local", "s3"}:
+        parser.error("--storage: local, s3 or both")
 
-    server = None
-    endpoint = None
-    with tempfile.TemporaryDirectory(prefix="eleva-bench-export-") as tmp:
-        if args.s3:
-            import logging
-            import socket
+    machine = Machine()
+    with ExitStack() as stack:
+        media = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-export-")))
+        url = stack.enter_context(scratch_database("eleva_bench_export"))
+        base = production_env(url, media) | {"LOG_LEVEL": "WARNING"}
+        envs = {"local": base}
+        if "s3" in storages:
+            envs["s3"] = (
+                base
+                | {
+                    "STORAGE_BACKEND": "s3",
+                    "S3_BUCKET": BUCKET,
+                    "S3_REGION": "us-east-1",
+                    "S3_ENDPOINT_URL": moto_server(stack),
+                }
+                | CREDENTIALS
+            )
+        envs = {name: envs[name] for name in storages}
+        started = time.perf_counter()
+        user_id = seed(envs, args.documents_mb, args.notes)
+        seeded = time.perf_counter() - started
+        results = alternate(storages, args.runs, lambda name: run(envs[name], user_id))
 
-            import boto3
-            from moto.server import ThreadedMotoServer
-
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-            server.start()
-            endpoint = f"http://127.0.0.1:{port}"
-            boto3.client(
-                "s3",
-                region_name="us-east-1",
-                endpoint_url=endpoint,
-                aws_access_key_id="bench",
-                aws_secret_access_key="bench",
-            ).create_bucket(Bucket=BUCKET)
-        env = _env(Path(tmp) / "media", endpoint)
-        _admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        _admin(f'CREATE DATABASE "{DATABASE}"')
-        try:
-            subprocess.run(
-                [sys.executable, "-m", "flask", "db", "upgrade"],
-                env=env,
-                cwd=os.path.dirname(_HERE),
-                check=True,
-                capture_output=True,
-            )
-            started = time.perf_counter()
-            user_id = seed(env, args.documents_mb, args.notes)
-            print(
-                f"seeded: {args.notes} notes, {args.documents_mb // 5} documents of 5 MB "
-                f"({'S3 via moto' if args.s3 else 'local storage'}) in "
-                f"{time.perf_counter() - started:.1f} s"
-            )
-            results = []
-            for run in range(args.runs):
-                out = subprocess.run(
-                    [sys.executable, os.path.abspath(__file__), "--child", str(user_id)],
-                    env=env,
-                    cwd=os.path.dirname(_HERE),
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                )
-                result = json.loads(out.stdout.strip().splitlines()[-1])
-                results.append(result)
-                print(
-                    f"run {run + 1}: {result['status']}, {result['size'] / MB:.1f} MB in "
-                    f"{result['seconds']:.1f} s ({result['size'] / MB / result['seconds']:.0f} MB/s); "
-                    f"peak RSS growth {result['peak_growth'] / MB:.1f} MB "
-                    f"(RSS before {result['rss_before'] / MB:.0f} MB)"
-                )
-            growth = max(r["peak_growth"] for r in results) / MB
-            seconds = statistics.median(r["seconds"] for r in results)
-            verdict = "within" if growth <= 50 else "OVER"
-            print(
-                f"median wall time {seconds:.1f} s; worst peak growth {growth:.1f} MB "
-                f"({verdict} the 50 MB target)"
-            )
-        finally:
-            _admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-            if server is not None:
-                server.stop()
+    rule("bench.export")
+    print(f"machine: {machine.describe()}")
+    print(f"while running: {machine.activity()}")
+    print(
+        f"{args.notes:,} notes of 1–6 KB in {SUBJECTS} subjects, "
+        f"{args.documents_mb // DOCUMENT_MB} documents of {DOCUMENT_MB} MB (random bytes), "
+        f"seeded in {seeded:.0f} s; {args.runs} exports with each storage, alternating; "
+        "production configuration, each export in a fresh process\n"
+    )
+    rows = []
+    for name in storages:
+        got = results[name]
+        assert all(r["status"] == "ready" for r in got), got
+        seconds = median([r["seconds"] for r in got])
+        size = median([r["size"] for r in got]) / MB
+        rows.append(
+            [
+                "S3 (moto over HTTP)" if name == "s3" else "local",
+                size,
+                seconds,
+                size / seconds,
+                max(r["growth"] for r in got) / MB,
+                median([r["rss_before"] for r in got]) / MB,
+                " ".join(f"{r['seconds']:.1f}/{r['growth'] / MB:.1f}" for r in got),
+            ]
+        )
+    table(
+        [
+            "storage",
+            "archive MB",
+            "wall s",
+            "MB/s",
+            "peak growth MB (worst)",
+            "RSS before MB",
+            "s / MB by run",
+        ],
+        rows,
+    )
+    worst = max(row[4] for row in rows)
+    print(f"\nguard: peak growth ≤ 50 MB: {worst:.1f}, {'met' if worst <= 50 else 'MISSED'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
