@@ -108,12 +108,12 @@ def timed(n: int, call: Callable[[], Any]) -> list[float]:
 def capture(app: Any, call: Callable[[], Any]) -> list[tuple[str, Any]]:
     """The statements ``call`` sends through the engine, without each transaction's
     settings (eleva/data/db.py)."""
-    from eleva.data.db import TRANSACTION_SETTINGS_SQL, db
+    from eleva.data.db import db, is_begin
 
     sent: list[tuple[str, Any]] = []
 
     def listen(_conn, _cursor, statement, parameters, _context, _many) -> None:
-        if statement != TRANSACTION_SETTINGS_SQL:
+        if not is_begin(statement):
             sent.append((statement, parameters))
 
     with app.app_context():

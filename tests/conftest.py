@@ -26,7 +26,7 @@ from sqlalchemy import event, text
 from config import TestingConfig
 from eleva import create_app
 from eleva.core.errors import Conflict, NotFound
-from eleva.data.db import TRANSACTION_SETTINGS_SQL, db
+from eleva.data.db import db, is_begin
 from eleva.data.fastread import STATEMENT_LISTENERS
 from eleva.http.ratelimit import limiter
 
@@ -381,10 +381,10 @@ def other(auth: AuthActions) -> Account:
 def watch_statements(app: Flask, on_statement: Callable[[Any, str], None]) -> Iterator[None]:
     """Call ``on_statement(driver_connection, sql)`` for every statement the app sends,
     through SQLAlchemy or straight to the driver (eleva.data.fastread), but the
-    per-transaction settings (eleva.data.db.TRANSACTION_SETTINGS_SQL)."""
+    start of each transaction (BEGIN and its settings, eleva.data.db.is_begin)."""
 
     def through_sqlalchemy(conn, _cursor, statement, _params, _context, _many) -> None:
-        if statement != TRANSACTION_SETTINGS_SQL:
+        if not is_begin(statement):
             on_statement(conn.connection.driver_connection, statement)
 
     with app.app_context():

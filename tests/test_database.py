@@ -40,6 +40,27 @@ def test_every_transaction_sets_its_own_timeouts(app):
 
 
 @requires_postgres
+def test_a_transaction_begins_as_sqlalchemy_asked_then_as_the_default(app):
+    """BEGIN is eleva.data.db's (psycopg in autocommit sends none): it carries the
+    isolation level and read-only mode set on the connection, and the next transaction
+    on the same pooled connection is back to the defaults."""
+    now = text(
+        "SELECT current_setting('transaction_isolation'), "
+        "current_setting('transaction_read_only'), current_setting('TimeZone'), now()"
+    )
+    with app.app_context():
+        snapshot = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        with db.engine.connect().execution_options(**snapshot) as conn:
+            isolation, read_only, zone, first = conn.execute(now).one()
+            assert (isolation, read_only, zone) == ("repeatable read", "on", "UTC")
+            assert conn.execute(now).one()[3] == first  # one transaction, not autocommit
+        for _ in range(2):
+            isolation, read_only, zone, _ = db.session.execute(now).one()
+            assert (isolation, read_only, zone) == ("read committed", "off", "UTC")
+            db.session.commit()
+
+
+@requires_postgres
 @pytest.mark.config(DATABASE_STATEMENT_TIMEOUT_MS=300, DATABASE_LOCK_TIMEOUT_MS=20000)
 def test_the_callers_check_holds_the_timeouts_too(app, client, user):
     """Every request's caller check runs outside the request's transaction (one round

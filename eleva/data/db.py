@@ -98,21 +98,47 @@ def unique_conflicts() -> Iterator[None]:
 # Settings every transaction needs, set for that transaction only (SET LOCAL): behind a
 # transaction pooler each transaction may run on another server connection, which would
 # not have kept a session's SET, nor the startup ``options`` a pooler drops.
-TRANSACTION_SETTINGS_SQL = (
-    "SELECT set_config('statement_timeout', %(statement_timeout)s, true), "
-    "set_config('lock_timeout', %(lock_timeout)s, true), "
-    "set_config('TimeZone', 'UTC', true)"
-)
+def transaction_settings(*, statement_timeout_ms: int, lock_timeout_ms: int) -> str:
+    # Integers from the configuration, never input: literals in one simple query.
+    return (
+        f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}; "
+        f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}; "
+        "SET LOCAL TimeZone = 'UTC'"
+    )
+
+
+def is_begin(statement: str) -> bool:
+    """Whether ``statement`` is a transaction's start (for statement counters)."""
+    return statement.startswith("BEGIN")
+
+
+def begin_statement(driver: Any, settings: str) -> str:
+    """BEGIN as psycopg would send it (the isolation level and read-only mode SQLAlchemy
+    set on the connection), then the transaction's settings: one simple query."""
+    begin = "BEGIN"
+    if driver.isolation_level is not None:
+        level = psycopg.IsolationLevel(driver.isolation_level).name.replace("_", " ")
+        begin += f" ISOLATION LEVEL {level}"
+    if driver.read_only is not None:
+        begin += " READ ONLY" if driver.read_only else " READ WRITE"
+    return f"{begin}; {settings}"
 
 
 def init_engines(engines: Any, *, statement_timeout_ms: int, lock_timeout_ms: int) -> None:
-    settings = {
-        "statement_timeout": str(statement_timeout_ms),
-        "lock_timeout": str(lock_timeout_ms),
-    }
+    settings = transaction_settings(
+        statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms
+    )
 
+    # SQLAlchemy's recipe for taking over a driver's BEGIN (its pysqlite notes): psycopg
+    # in autocommit sends no BEGIN of its own, and this event sends BEGIN and the
+    # settings in one round trip. commit() and rollback() go by the server's status.
     def start_transaction(conn: Any) -> None:
-        conn.exec_driver_sql(TRANSACTION_SETTINGS_SQL, settings)
+        driver = conn.connection.driver_connection
+        if not driver.autocommit:
+            driver.autocommit = True  # SQLAlchemy's isolation level reset turns it off
+        conn.exec_driver_sql(
+            begin_statement(driver, settings), execution_options={"no_parameters": True}
+        )
 
     # SQLite (development, tests): foreign keys on, SQL functions it lacks. PostgreSQL: a
     # pooled connection checked for liveness at checkout, each transaction's own settings.

@@ -14,7 +14,7 @@ import psycopg
 from flask import current_app
 from sqlalchemy import Select
 
-from eleva.data.db import db
+from eleva.data.db import db, transaction_settings
 
 T = TypeVar("T")
 
@@ -37,30 +37,27 @@ class FastRead(Generic[T]):
         if engine.dialect.name != "postgresql":
             row = db.session.execute(self.statement, params).first()
             return None if row is None else self.make_row(*row)
-        # On a pooled connection in autocommit, the transaction's settings and the SELECT go
-        # as one simple query (SET LOCAL …; SELECT …: one implicit transaction), so the
-        # timeouts hold behind a transaction pooler and nothing stays on the connection.
+        # On a pooled connection in autocommit (eleva.data.db), the transaction's settings
+        # and the SELECT go as one simple query (SET LOCAL …; SELECT …: one implicit
+        # transaction): the timeouts hold behind a transaction pooler, nothing stays set.
         sql, defaults = self._compiled(engine.dialect)
         config = current_app.config
-        # Integers from the configuration, never input.
-        settings = (
-            f"SET LOCAL statement_timeout = {int(config['DATABASE_STATEMENT_TIMEOUT_MS'])}; "
-            f"SET LOCAL lock_timeout = {int(config['DATABASE_LOCK_TIMEOUT_MS'])}; "
+        settings = transaction_settings(
+            statement_timeout_ms=config["DATABASE_STATEMENT_TIMEOUT_MS"],
+            lock_timeout_ms=config["DATABASE_LOCK_TIMEOUT_MS"],
         )
         fairy = engine.raw_connection()  # the pool's checkout: liveness checked there
         try:
             driver: psycopg.Connection[Any] = fairy.driver_connection  # type: ignore[assignment]
-            driver.autocommit = True
-            try:
-                cursor = psycopg.ClientCursor(driver)  # client-side binding: one Query
-                for listener in STATEMENT_LISTENERS:
-                    listener(driver, sql)
-                cursor.execute(settings + sql, {**defaults, **params})
-                while cursor.nextset():  # past the two SETs' results
-                    pass
-                values = cursor.fetchone()
-            finally:
-                driver.autocommit = False
+            if not driver.autocommit:  # a new connection, or one SQLAlchemy reset
+                driver.autocommit = True
+            cursor = psycopg.ClientCursor(driver)  # client-side binding: one Query
+            for listener in STATEMENT_LISTENERS:
+                listener(driver, sql)
+            cursor.execute(f"{settings}; {sql}", {**defaults, **params})
+            while cursor.nextset():  # past the SETs' results
+                pass
+            values = cursor.fetchone()
         finally:
             fairy.close()  # back to the pool, idle: nothing to roll back
         return None if values is None else self.make_row(*map(_utc, values))
