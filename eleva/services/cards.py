@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from eleva.core.errors import NotFound, ValidationFailed
+from eleva.core.errors import ValidationFailed
 from eleva.data.db import commit, db
 from eleva.data.models import Card, Note, utcnow
 from eleva.data.pages import Page, ordered, paginate, sort_keys
@@ -101,13 +101,7 @@ def create_cards(owner_id: int, subject_id: int, cards: list[dict[str, Any]]) ->
 def get_card(owner_id: int, card_id: int, *, for_update: bool = False) -> Card:
     """The owner's card, or NotFound. ``for_update`` locks the row (PostgreSQL): an
     If-Match check and the write after it, or a review, are one atomic step."""
-    query = select(Card).where(Card.id == card_id, Card.owner_id == owner_id)
-    if for_update:
-        query = query.with_for_update()
-    card = db.session.scalar(query)
-    if card is None:
-        raise NotFound(NO_SUCH_CARD)
-    return card
+    return owned.owned_row(Card, owner_id, card_id, missing=NO_SUCH_CARD, for_update=for_update)
 
 
 def update_card(owner_id: int, card: Card, changes: dict[str, Any]) -> Card:

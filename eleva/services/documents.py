@@ -416,13 +416,9 @@ def list_documents(
 
 def get_document(owner_id: int, document_id: int, *, for_update: bool = False) -> Document:
     """The owner's document, or NotFound; ``for_update`` locks its row (PostgreSQL)."""
-    query = select(Document).where(Document.id == document_id, Document.owner_id == owner_id)
-    if for_update:
-        query = query.with_for_update()
-    document = db.session.scalar(query)
-    if document is None:
-        raise NotFound("No such document.")
-    return document
+    return owned.owned_row(
+        Document, owner_id, document_id, missing="No such document.", for_update=for_update
+    )
 
 
 def update_document(owner_id: int, document: Document, changes: dict[str, Any]) -> Document:

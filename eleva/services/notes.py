@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import load_only
 
-from eleva.core.errors import NotFound
 from eleva.core.markdown import excerpt
 from eleva.data.db import commit, db
 from eleva.data.models import Card, Note, User, utcnow
@@ -87,15 +86,8 @@ def create_note(owner_id: int, subject_id: int, data: dict[str, Any]) -> Note:
 
 
 def get_note(owner_id: int, note_id: int, *, for_update: bool = False) -> Note:
-    """The owner's note, or NotFound. ``for_update`` locks the row (PostgreSQL) so that
-    an If-Match check and the write that follows it are one atomic step."""
-    query = select(Note).where(Note.id == note_id, Note.owner_id == owner_id)
-    if for_update:
-        query = query.with_for_update()
-    note = db.session.scalar(query)
-    if note is None:
-        raise NotFound(NO_SUCH_NOTE)
-    return note
+    """The owner's note, or NotFound; ``for_update`` locks its row (PostgreSQL)."""
+    return owned.owned_row(Note, owner_id, note_id, missing=NO_SUCH_NOTE, for_update=for_update)
 
 
 def update_note(owner_id: int, note: Note, changes: dict[str, Any]) -> Note:

@@ -1,15 +1,33 @@
-"""What the caller owns: the checks shared by everything that lives in a subject
-(notes, documents, cards). Another user's subject is not found (404, never 403)."""
+"""What the caller owns: one row by id (subjects, notes, documents, cards) and the
+subject something lives in. Another user's row is not found (404, never 403)."""
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 from sqlalchemy import select
 
 from eleva.core.errors import NotFound, ValidationFailed
 from eleva.data.db import db
-from eleva.data.models import Subject
+from eleva.data.models import Card, Document, Note, Subject
 
 NO_SUCH_SUBJECT = "No such subject."
+
+Owned = TypeVar("Owned", Subject, Note, Document, Card)
+
+
+def owned_row(
+    model: type[Owned], owner_id: int, row_id: int, *, missing: str, for_update: bool = False
+) -> Owned:
+    """The owner's row of ``model``, or NotFound(``missing``). ``for_update`` locks it
+    (PostgreSQL) so that an If-Match check and the write after it are one atomic step."""
+    query = select(model).where(model.id == row_id, model.owner_id == owner_id)
+    if for_update:
+        query = query.with_for_update()
+    row = db.session.scalar(query)
+    if row is None:
+        raise NotFound(missing)
+    return row
 
 
 def require_subject(owner_id: int, subject_id: int, *, lock: bool = True) -> None:

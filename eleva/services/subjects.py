@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from eleva.core.errors import NotFound
 from eleva.data.db import commit, db
 from eleva.data.models import Subject, utcnow
 from eleva.data.pages import Page, SortColumns, ordered, paginate, sort_keys
@@ -64,15 +63,10 @@ def create_subject(owner_id: int, data: dict[str, Any]) -> Subject:
 
 
 def get_subject(owner_id: int, subject_id: int, *, for_update: bool = False) -> Subject:
-    """The owner's subject, or NotFound. ``for_update`` locks the row (PostgreSQL) so
-    that an If-Match check and the write that follows it are one atomic step."""
-    query = select(Subject).where(Subject.id == subject_id, Subject.owner_id == owner_id)
-    if for_update:
-        query = query.with_for_update()
-    subject = db.session.scalar(query)
-    if subject is None:
-        raise NotFound(owned.NO_SUCH_SUBJECT)
-    return subject
+    """The owner's subject, or NotFound; ``for_update`` locks its row (PostgreSQL)."""
+    return owned.owned_row(
+        Subject, owner_id, subject_id, missing=owned.NO_SUCH_SUBJECT, for_update=for_update
+    )
 
 
 def update_subject(subject: Subject, changes: dict[str, Any]) -> Subject:
