@@ -120,13 +120,14 @@ def main() -> int:
         if getattr(args, f"{key}_args"):
             print(f"{key}: gunicorn.conf.py + {getattr(args, f'{key}_args')}")
     print()
+    cpu = {target: median([s.cpu_ms for s in samples[target]]) for target in targets}
     rows = []
     for target in targets:
         got = samples[target]
         rows.append(
             [
                 f"{target[0]} {PATHS.get(target[1], target[1])}",
-                median([s.cpu_ms for s in got]),
+                cpu[target],
                 median([s.rps for s in got]),
                 median([s.p50 for s in got]),
                 median([s.p99 for s in got]),
@@ -138,7 +139,7 @@ def main() -> int:
     print("\nafter ÷ before, worker CPU per request (guard: ≤ 1.30 on both paths):")
     for path in PATHS:
         before, after = samples[("before", path)], samples[("after", path)]
-        ratio = median([s.cpu_ms for s in after]) / median([s.cpu_ms for s in before])
+        ratio = cpu[("after", path)] / cpu[("before", path)]
         by_round = " ".join(
             f"{a.cpu_ms / b.cpu_ms:.2f}" for a, b in zip(after, before, strict=True)
         )
@@ -146,14 +147,11 @@ def main() -> int:
         print(f"  {PATHS[path]:34} {ratio:.2f} ({verdict}); by round {by_round}")
     # An exact check asks the database on every request: at least one round trip more
     # than a before that answered the caller from memory.
-    trip = median([s.cpu_ms for s in samples[("floor", "/db")]]) - median(
-        [s.cpu_ms for s in samples[("floor", "/")]]
-    )
+    trip = cpu[("floor", "/db")] - cpu[("floor", "/")]
     print(f"\none round trip (floor /db − floor /): {trip:.3f} ms of worker CPU per request;")
     print("before + one round trip ÷ before, the least an exact caller check can give:")
     for path in PATHS:
-        before = median([s.cpu_ms for s in samples[("before", path)]])
-        bound = (before + trip) / before
+        bound = (cpu[("before", path)] + trip) / cpu[("before", path)]
         verdict = "within" if bound <= GUARD else "beyond"
         print(f"  {PATHS[path]:34} {bound:.2f} ({verdict} the guard's {GUARD:.2f})")
     return 0

@@ -472,6 +472,26 @@ def simultaneously(count: int, action: Callable[[int], T], timeout: float = 60) 
         return list(pool.map(run, range(count), timeout=timeout))
 
 
+def answered_by_every_worker(
+    server: Server, api: Api, headers: dict[str, str], status: int, *, workers: int = 2
+) -> None:
+    """GET /users/me in bursts of simultaneous new connections until every worker has
+    answered (which one accepts a connection is the kernel's choice: even a burst may all
+    land on one); every answer is ``status``."""
+    ids: list[str] = []
+    for _ in range(5):
+        responses = simultaneously(16, lambda _i: api.get("/api/v1/users/me", headers=headers))
+        for response in responses:
+            if status == 200:
+                assert response.status_code == 200, response.text
+            else:
+                assert_http_error(response, status)
+        ids += [r.headers["X-Request-ID"] for r in responses]
+        if len(set(server.workers_for(ids).values())) == workers:
+            return
+    raise AssertionError(f"fewer than {workers} workers answered {len(ids)} requests")
+
+
 def statuses(responses: list[requests.Response]) -> list[int]:
     return sorted(r.status_code for r in responses)
 

@@ -18,9 +18,9 @@ import pytest
 from tests.slow.support import (
     Api,
     PgBouncer,
+    answered_by_every_worker,
     assert_http_error,
     libpq_dsn,
-    simultaneously,
     start_pgbouncer,
 )
 
@@ -48,28 +48,10 @@ def test_a_logged_out_token_is_refused_on_its_next_request_by_every_worker(poole
     server, _, _ = pooled()
     api = Api(server.base_url)
     account = api.account("pooled")
-    answered_by_both_workers(server, api, account.headers, 200)
+    answered_by_every_worker(server, api, account.headers, 200)
 
     assert api.post("/api/v1/auth/logout", headers=account.headers).status_code == 204
-    answered_by_both_workers(server, api, account.headers, 401)
-
-
-def answered_by_both_workers(server, api: Api, headers: dict, status: int) -> None:
-    """GET /users/me in bursts of simultaneous new connections until both workers have
-    answered (which one accepts a connection is the kernel's choice: a run of sequential
-    ones may all land on one); every answer is ``status``."""
-    ids: list[str] = []
-    for _ in range(5):
-        responses = simultaneously(16, lambda _i: api.get("/api/v1/users/me", headers=headers))
-        for response in responses:
-            if status == 200:
-                assert response.status_code == 200, response.text
-            else:
-                assert_http_error(response, status)
-        ids += [r.headers["X-Request-ID"] for r in responses]
-        if len(set(server.workers_for(ids).values())) == 2:
-            return
-    pytest.fail(f"one worker answered all {len(ids)} requests")
+    answered_by_every_worker(server, api, account.headers, 401)
 
 
 def every_route(api: Api, round_no: int) -> None:
